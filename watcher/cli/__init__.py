@@ -1,0 +1,70 @@
+"""Command line: ``watcher [--config PATH] COMMAND ...``.
+
+Each module in this package that defines ``register(subparsers)`` adds its
+commands; a command's handler takes the parsed arguments and returns the exit
+code. Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from watcher import __version__
+from watcher.config import default_config_path
+from watcher.errors import ConfigError, WatcherError
+from watcher.logging import redact
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watcher",
+        description="Outbound change triggers for Gainsight: poll, diff, deliver.",
+    )
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="config file (default: $WATCHER_CONFIG or ./watcher.toml)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def config_path(args: argparse.Namespace) -> str:
+    return str(args.config or default_config_path())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except WatcherError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    return code

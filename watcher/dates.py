@@ -1,0 +1,106 @@
+"""Date normalization (pure): every date Gainsight sends becomes ISO-8601 UTC.
+
+Gainsight returns DATE/DATETIME values as epoch milliseconds (Company/MDA doc
+samples) or ISO strings with or without milliseconds, ``Z`` or an offset, or a
+bare date (CTA ``DueDate``). One canonical form makes them comparable:
+``YYYY-MM-DDTHH:MM:SS.fffZ`` (a bare date is midnight UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+# Epoch milliseconds between 2000-01-01 and 2100-01-01.
+_EPOCH_MS_MIN = 946_684_800_000
+_EPOCH_MS_MAX = 4_102_444_800_000
+_DATE_NAME = re.compile(r"(date|time|_on$|On$|At$|_at$)", re.IGNORECASE)
+
+
+def format_utc(value: datetime) -> str:
+    """Canonical text of an aware datetime: ``2026-11-23T16:00:00.123Z``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime | None:
+    """Parse the ISO forms Gainsight uses; ``None`` when ``text`` is not one."""
+    m = _ISO.match(text.strip())
+    if not m:
+        return None
+    year, month, day, hh, mm, ss, frac, tz = m.groups()
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        value = datetime(
+            int(year), int(month), int(day), int(hh or 0), int(mm or 0), int(ss or 0), micro
+        )
+    except ValueError:
+        return None
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        value = value - sign * offset
+    return value.replace(tzinfo=UTC)
+
+
+def from_epoch_ms(ms: int | float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def to_epoch_ms(value: datetime) -> int:
+    return int((value - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
+
+
+def looks_like_date_field(name: str) -> bool:
+    """Field names whose numbers are epoch milliseconds (``RenewalDate``, ``DeletedOn``)."""
+    return bool(_DATE_NAME.search(name.rsplit(".", 1)[-1]))
+
+
+def normalize_date(value: Any, field: str = "") -> Any:
+    """Return the canonical ISO text for a date value, else ``value`` unchanged.
+
+    Strings in any accepted ISO form are always converted; numbers only when the
+    field name says it is a date and the number is a plausible epoch-ms instant.
+    """
+    if isinstance(value, str):
+        parsed = parse_iso(value)
+        return format_utc(parsed) if parsed is not None else value
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and field
+        and looks_like_date_field(field)
+        and _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX
+    ):
+        return format_utc(from_epoch_ms(value))
+    return value
+
+
+def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Normalize every date in one flat record (keys as Gainsight sent them)."""
+    return {k: normalize_date(v, k) for k, v in record.items()}
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """Parse a CLI time: ISO (``2026-11-23``, ``2026-11-23T16:00Z``) or relative (``2h``)."""
+    from watcher.durations import parse_duration
+
+    parsed = parse_iso(text)
+    if parsed is not None:
+        return parsed
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        raise ValueError(
+            f"time {text!r} is not understood; use ISO-8601 ('2026-11-23T16:00Z') "
+            "or a duration back from now ('2h', '3d')"
+        ) from None
