@@ -1,0 +1,70 @@
+"""`watcher check`: exit 0 on a good config, 2 with a clear message otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watcher.cli import main
+
+GOOD = """
+[gainsight]
+base_url = "https://acme.gainsightcloud.com"
+access_key_env = "WATCHER_TEST_KEY"
+
+[rules]
+paths = []
+
+[[sources]]
+name = "companies"
+kind = "company"
+"""
+
+
+def run_check(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    path = tmp_path / "watcher.toml"
+    path.write_text(text)
+    code = main(["--config", str(path), "check"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_passes_on_a_valid_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHER_TEST_KEY", "value-never-printed")
+    code, out, err = run_check(tmp_path, GOOD, capsys)
+    assert code == 0, err
+    assert "1 source(s)" in out
+    assert "value-never-printed" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + 'selct = ["Gsid"]\n', "sources[0].selct: unknown key"),
+        (GOOD + 'full_sweep = "*/61 * * * *"\n', "cron '*/61 * * * *' is invalid"),
+        (GOOD, "environment variable WATCHER_TEST_KEY is not set"),
+    ],
+    ids=["typo", "bad-cron", "missing-secret"],
+)
+def test_check_fails_with_exit_2_and_a_clear_message(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    expected: str,
+) -> None:
+    """A typo, a bad cron or a missing secret: exit 2, message on stderr, no traceback."""
+    if "selct" in text or "61" in text:
+        monkeypatch.setenv("WATCHER_TEST_KEY", "x-secret")
+    else:
+        monkeypatch.delenv("WATCHER_TEST_KEY", raising=False)
+    code, out, err = run_check(tmp_path, text, capsys)
+    assert code == 2
+    assert expected in err
+    assert "Traceback" not in err
+    assert str(tmp_path / "watcher.toml") in err or "WATCHER_TEST_KEY" in err

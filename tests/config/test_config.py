@@ -1,0 +1,219 @@
+"""Config loading: strict models, errors that say what, where and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from watcher.config import (
+    SecretRef,
+    WebhookSinkConfig,
+    load_config,
+    parse_config,
+    resolve_secret,
+)
+from watcher.errors import ConfigError, SecretError
+
+BASE = """
+[gainsight]
+base_url = "https://acme.gainsightcloud.com"
+access_key_env = "GAINSIGHT_ACCESS_KEY"
+
+[[sources]]
+name = "companies"
+kind = "company"
+select = ["Gsid", "Name", "Arr"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "watcher.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    return str(info.value)
+
+
+def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
+    """The spec's defaults apply when a key is left out."""
+    config = load_config(write(tmp_path, BASE))
+    assert config.gainsight.requests_per_minute == 100
+    assert config.gainsight.requests_per_day == 50_000
+    source = config.sources[0]
+    assert source.key == "Gsid"
+    assert source.baseline == "silent"
+    assert source.max_delete_fraction == 0.2
+    assert source.effective_path == "/v1/data/objects/query/Company"
+    assert source.effective_paging == "offset"
+    assert source.effective_page_size == 5000
+    assert config.store.path == "watcher.db"
+
+
+def test_spec_example_config_loads(tmp_path: Path) -> None:
+    """The full example from spec.md is valid as written."""
+    text = BASE.replace('select = ["Gsid", "Name", "Arr"]', "") + """
+select = ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"]
+key = "Gsid"
+ignore_fields = ["ModifiedDate"]
+full_sweep = "0 */6 * * *"
+incremental = "*/2 * * * *"
+incremental_overlap = "10m"
+delete_log = "*/10 * * * *"
+timezone = "UTC"
+max_delete_fraction = 0.2
+baseline = "silent"
+
+[[sources]]
+name = "ctas"
+kind = "cta"
+
+[[sources]]
+name = "goals"
+kind = "goal"
+path = "/v1/csgoal/external/list"
+paging = "page"
+
+[[sources]]
+name = "relationships"
+kind = "object"
+object = "Relationship"
+
+[store]
+path = "watcher.db"
+
+[http]
+listen = "127.0.0.1:8790"
+feed_token_env = "WATCHER_FEED_TOKEN"
+
+[rules]
+paths = ["rules"]
+
+[sinks.ops-slack]
+type = "slack"
+url_env = "SLACK_WEBHOOK_URL"
+
+[sinks.crm]
+type = "webhook"
+url = "https://hooks.example.com/gainsight"
+secret_env = "CRM_WEBHOOK_SECRET"
+"""
+    config = load_config(write(tmp_path, text))
+    assert [s.name for s in config.sources] == ["companies", "ctas", "goals", "relationships"]
+    assert config.source("ctas").effective_path == "/v2/cockpit/cta/list"
+    assert config.source("ctas").effective_page_size == 1000
+    assert config.source("relationships").event_kind == "relationship"
+    assert config.source("relationships").effective_path == (
+        "/v1/data/objects/query/Relationship"
+    )
+    assert isinstance(config.sinks["crm"], WebhookSinkConfig)
+    assert config.sinks["crm"].retry_delays[:3] == (0.0, 5.0, 300.0)
+    assert config.http is not None
+    assert config.http.port == 8790
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ('\n[gainsight2]\nx = 1\n', "gainsight2: unknown key"),
+        ('full_sweep = "*/61 * * * *"\n', "sources[0].full_sweep: cron '*/61 * * * *' is invalid"),
+        ('timezone = "Mars/Base"\n', "sources[0].timezone: unknown time zone 'Mars/Base'"),
+        ('kind2 = "x"\n', "sources[0].kind2: unknown key"),
+        ('incremental_overlap = "ten minutes"\n', "sources[0].incremental_overlap: duration"),
+        ('max_delete_fraction = 2\n', "sources[0].max_delete_fraction"),
+        ('ignore_fields = ["Gsid"]\n', "cannot be in ignore_fields"),
+    ],
+)
+def test_source_errors_name_file_key_path_and_fix(
+    tmp_path: Path, snippet: str, expected: str
+) -> None:
+    """Each mistake is reported with the file and key path."""
+    message = error_of(tmp_path, BASE + snippet)
+    assert str(tmp_path / "watcher.toml") in message
+    assert expected in message
+
+
+def test_duplicate_source_names_are_rejected(tmp_path: Path) -> None:
+    message = error_of(tmp_path, BASE + '\n[[sources]]\nname = "companies"\nkind = "cta"\n')
+    assert "source name 'companies' is used twice" in message
+
+
+def test_http_sink_url_must_be_https_except_loopback(tmp_path: Path) -> None:
+    """Plain http is refused for remote sinks and allowed on loopback."""
+    remote = BASE + '\n[sinks.x]\ntype = "webhook"\nurl = "http://hooks.example.com/x"\n'
+    assert "sinks.x.url: sink URLs must be https://" in error_of(tmp_path, remote)
+    local = BASE + '\n[sinks.x]\ntype = "webhook"\nurl = "http://127.0.0.1:9000/x"\n'
+    assert load_config(write(tmp_path, local)).sinks["x"].type == "webhook"
+
+
+def test_unknown_sink_type_is_an_error(tmp_path: Path) -> None:
+    message = error_of(tmp_path, BASE + '\n[sinks.x]\ntype = "pager"\n')
+    assert "sinks.x" in message
+
+
+def test_secret_cannot_be_written_inline(tmp_path: Path) -> None:
+    """`access_key = "..."` is an unknown key: secrets never sit in the file."""
+    text = BASE.replace('access_key_env = "GAINSIGHT_ACCESS_KEY"', 'access_key = "hunter2-key"')
+    message = error_of(tmp_path, text)
+    assert "gainsight.access_key: unknown key" in message
+    assert "hunter2-key" not in message
+
+
+def test_access_key_is_required(tmp_path: Path) -> None:
+    text = BASE.replace('access_key_env = "GAINSIGHT_ACCESS_KEY"\n', "")
+    assert "access_key is required" in error_of(tmp_path, text)
+
+
+def test_invalid_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    assert "invalid TOML" in error_of(tmp_path, "[gainsight\n")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_object_source_needs_object_name() -> None:
+    data: dict[str, Any] = {
+        "gainsight": {"base_url": "https://a.gainsightcloud.com", "access_key_env": "K"},
+        "sources": [{"name": "rel", "kind": "object"}],
+    }
+    with pytest.raises(ConfigError, match=r"sources\[0\]: .*needs object"):
+        parse_config(data)
+
+
+def test_rate_limits_accept_any_positive_integer() -> None:
+    data: dict[str, Any] = {
+        "gainsight": {
+            "base_url": "https://a.gainsightcloud.com",
+            "access_key_env": "K",
+            "requests_per_minute": 1000,
+            "requests_per_day": 1_000_000,
+        }
+    }
+    assert parse_config(data).gainsight.requests_per_minute == 1000
+    data["gainsight"]["requests_per_minute"] = 0
+    with pytest.raises(ConfigError, match="requests_per_minute"):
+        parse_config(data)
+
+
+def test_resolve_secret_from_env_and_file(tmp_path: Path) -> None:
+    """Secrets come from the environment or a file; errors name the setting only."""
+    ref = SecretRef(setting="gainsight.access_key", env="GS_KEY")
+    assert resolve_secret(ref, {"GS_KEY": "s3cret-value"}) == "s3cret-value"
+    with pytest.raises(SecretError, match="GS_KEY is not set") as info:
+        resolve_secret(ref, {})
+    assert "s3cret" not in str(info.value)
+
+    (tmp_path / "key").write_text("from-file-secret\n")
+    file_ref = SecretRef(setting="gainsight.access_key", file="key")
+    assert resolve_secret(file_ref, {}, base_dir=tmp_path) == "from-file-secret"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "key").write_text("from-credentials")
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    assert resolve_secret(file_ref, env, base_dir=tmp_path) == "from-credentials"
+    with pytest.raises(SecretError, match="cannot read file"):
+        resolve_secret(SecretRef(setting="s", file="missing"), {}, base_dir=tmp_path)
