@@ -63,7 +63,7 @@ def test_check_fails_with_exit_2_and_a_clear_message(
         monkeypatch.setenv("WATCHER_TEST_KEY", "x-secret")
     else:
         monkeypatch.delenv("WATCHER_TEST_KEY", raising=False)
-    code, out, err = run_check(tmp_path, text, capsys)
+    code, _out, err = run_check(tmp_path, text, capsys)
     assert code == 2
     assert expected in err
     assert "Traceback" not in err

@@ -57,7 +57,9 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
 
 def test_spec_example_config_loads(tmp_path: Path) -> None:
     """The full example from spec.md is valid as written."""
-    text = BASE.replace('select = ["Gsid", "Name", "Arr"]', "") + """
+    text = (
+        BASE.replace('select = ["Gsid", "Name", "Arr"]', "")
+        + """
 select = ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"]
 key = "Gsid"
 ignore_fields = ["ModifiedDate"]
@@ -103,14 +105,13 @@ type = "webhook"
 url = "https://hooks.example.com/gainsight"
 secret_env = "CRM_WEBHOOK_SECRET"
 """
+    )
     config = load_config(write(tmp_path, text))
     assert [s.name for s in config.sources] == ["companies", "ctas", "goals", "relationships"]
     assert config.source("ctas").effective_path == "/v2/cockpit/cta/list"
     assert config.source("ctas").effective_page_size == 1000
     assert config.source("relationships").event_kind == "relationship"
-    assert config.source("relationships").effective_path == (
-        "/v1/data/objects/query/Relationship"
-    )
+    assert config.source("relationships").effective_path == ("/v1/data/objects/query/Relationship")
     assert isinstance(config.sinks["crm"], WebhookSinkConfig)
     assert config.sinks["crm"].retry_delays[:3] == (0.0, 5.0, 300.0)
     assert config.http is not None
@@ -120,12 +121,12 @@ secret_env = "CRM_WEBHOOK_SECRET"
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ('\n[gainsight2]\nx = 1\n', "gainsight2: unknown key"),
+        ("\n[gainsight2]\nx = 1\n", "gainsight2: unknown key"),
         ('full_sweep = "*/61 * * * *"\n', "sources[0].full_sweep: cron '*/61 * * * *' is invalid"),
         ('timezone = "Mars/Base"\n', "sources[0].timezone: unknown time zone 'Mars/Base'"),
         ('kind2 = "x"\n', "sources[0].kind2: unknown key"),
         ('incremental_overlap = "ten minutes"\n', "sources[0].incremental_overlap: duration"),
-        ('max_delete_fraction = 2\n', "sources[0].max_delete_fraction"),
+        ("max_delete_fraction = 2\n", "sources[0].max_delete_fraction"),
         ('ignore_fields = ["Gsid"]\n', "cannot be in ignore_fields"),
     ],
 )
