@@ -1,0 +1,100 @@
+"""Normalization: one canonical form for every spelling of the same value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watcher.core.normalize import (
+    canonical_json,
+    fingerprint,
+    normalize_record,
+    normalize_value,
+    same_value,
+)
+
+SAME = [
+    # (field, a, b): two spellings that must normalize to equal values
+    ("Arr", json.loads("998765.0"), json.loads("998765.00000000000")),
+    ("Arr", 22, 22.0),
+    ("Arr", -5, -5.0),
+    ("RenewalDate", 1521743018667, "2018-03-22T18:23:38.667Z"),
+    ("RenewalDate", 1521743018667.0, "2018-03-22T18:23:38.667+00:00"),
+    ("ModifiedDate", "2024-02-05T08:34:35Z", "2024-02-05T08:34:35.000Z"),
+    ("ModifiedDate", "2024-02-05T10:34:35.253+02:00", "2024-02-05T08:34:35.253Z"),
+    ("DueDate", "2024-02-19", "2024-02-19T00:00:00Z"),
+    ("Address", {"city": "Oslo", "zip": "0150"}, {"zip": "0150", "city": "Oslo"}),
+    ("Tags", [1.0, "2024-02-19"], [1, "2024-02-19T00:00:00.000Z"]),
+]
+
+DIFFERENT = [
+    ("IsClosed", True, 1),
+    ("IsClosed", False, 0),
+    ("Arr", 998765.5, 998765),
+    ("Name", "2024-02-19 kickoff", "2024-02-19T00:00:00.000Z kickoff"),
+    ("Employees", 1521743018667, "2018-03-22T18:23:38.667Z"),  # not a date field
+    ("Tags", ["a", "b"], ["b", "a"]),  # list order is data
+    ("Csm", None, ""),
+]
+
+
+@pytest.mark.parametrize(("field", "a", "b"), SAME)
+def test_spellings_of_one_value_normalize_equal(field: str, a: Any, b: Any) -> None:
+    """Float precision, int vs float, epoch-ms vs ISO and key order are not differences."""
+    na, nb = normalize_value(a, field), normalize_value(b, field)
+    assert same_value(na, nb)
+    assert canonical_json(na) == canonical_json(nb)
+
+
+@pytest.mark.parametrize(("field", "a", "b"), DIFFERENT)
+def test_distinct_values_stay_distinct(field: str, a: Any, b: Any) -> None:
+    """True is not 1, list order matters, numbers in non-date fields are not dates."""
+    assert not same_value(normalize_value(a, field), normalize_value(b, field))
+
+
+def test_record_fingerprint_ignores_key_order_and_spelling() -> None:
+    """Two readings of the same record, spelled differently, have one fingerprint."""
+    a = {"Gsid": "1P02A", "Arr": 100000.0, "RenewalDate": 1521743018667, "Name": "IBM"}
+    b = {"Name": "IBM", "RenewalDate": "2018-03-22T18:23:38.667Z", "Arr": 100000, "Gsid": "1P02A"}
+    assert fingerprint(normalize_record(a)) == fingerprint(normalize_record(b))
+    c = dict(b, Arr=100001)
+    assert fingerprint(normalize_record(a)) != fingerprint(normalize_record(c))
+
+
+def test_fingerprint_fits_sqlite_integer() -> None:
+    value = fingerprint({"a": 1})
+    assert -(2**63) <= value < 2**63
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        ["2024-02-05T08:34:35Z", "2024-02-19", "2024-02-05T10:34:35.253+02:00", "1P02X"]
+    )
+    | st.integers(min_value=946_684_800_000, max_value=4_102_444_800_000)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(["Name", "Arr", "RenewalDate", "ModifiedDate", "Tags", "x__gc"])
+
+
+@given(st.dictionaries(field_names, json_values, max_size=6))
+def test_normalization_is_idempotent(record: dict[str, Any]) -> None:
+    """normalize(normalize(r)) == normalize(r), value for value and in canonical JSON."""
+    once = normalize_record(record)
+    twice = normalize_record(once)
+    assert canonical_json(once) == canonical_json(twice)
+    assert fingerprint(once) == fingerprint(twice)

@@ -1,0 +1,179 @@
+"""The SQLite store: migrations, atomic commits, sequence, routing, error translation."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlite_utils import Database
+
+from watcher.clock import FakeClock
+from watcher.errors import StoreError, StoreLockedError
+from watcher.store import PageCommit, Store, delivery_id, open_database
+from watcher.store.db import MIGRATIONS, classify, migrate, schema_version
+
+
+def event(eid: str, subject: str = "K1", kind: str = "updated") -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": eid,
+        "source": "gainsight://h/companies",
+        "type": f"gainsight.company.{kind}",
+        "subject": subject,
+        "time": "2026-11-23T16:00:00.000Z",
+        "datacontenttype": "application/json",
+        "data": {"key": subject},
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "w.db", clock=FakeClock())
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    """Opening twice applies each migration once; the file is in WAL mode."""
+    path = tmp_path / "w.db"
+    Store.open(path, clock=FakeClock()).close()
+    db = open_database(path)
+    assert migrate(db, FakeClock().now) == MIGRATIONS[-1][0]
+    assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"snapshots", "polls", "events", "deliveries", "pauses", "source_state"} <= set(
+        db.table_names()
+    )
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database written by a newer watcher is not touched."""
+    db = open_database(tmp_path / "w.db")
+    migrate(db, FakeClock().now)
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x')")
+    with pytest.raises(StoreError, match="newer"):
+        migrate(db, FakeClock().now)
+    assert schema_version(db.conn) == 999
+
+
+def test_commit_writes_snapshots_events_and_deliveries_with_increasing_sequence(
+    tmp_path: Path,
+) -> None:
+    """One commit: snapshots, events (sequence 1, 2, ...) and one delivery per routed pair."""
+    routed: list[dict[str, Any]] = []
+
+    def router(ev: dict[str, Any]) -> list[tuple[str, str]]:
+        routed.append(ev)
+        return [("arr-drop", "crm"), ("arr-drop", "slack")]
+
+    store = Store.open(tmp_path / "w.db", clock=FakeClock(), router=router)
+    out = store.commit(
+        "companies",
+        PageCommit(
+            writes=[("K1", 11, {"Gsid": "K1"}), ("K2", 22, {"Gsid": "K2"})],
+            events=[event("e1"), event("e2", "K2")],
+            poll_id="p",
+        ),
+    )
+    assert [e["sequence"] for e in out] == [1, 2]
+    assert [e["sequence"] for e in routed] == [1, 2]
+    out2 = store.commit("companies", PageCommit(events=[event("e3")]))
+    assert out2[0]["sequence"] == 3
+    assert store.fingerprints("companies", ["K1", "K2", "K3"]) == {"K1": 11, "K2": 22}
+    rows = list(store.db.query("SELECT * FROM deliveries ORDER BY event_sequence, sink"))
+    assert len(rows) == 6
+    assert rows[0]["id"] == delivery_id("e1", "arr-drop", "crm")
+    assert rows[0]["order_key"] == "companies:K1"
+    assert rows[0]["status"] == "pending"
+    assert rows[0]["next_attempt_at"] == FakeClock().now().timestamp()
+    stored = store.get_event("e1")
+    assert stored is not None
+    assert json.loads(stored.body)["sequence"] == 1
+
+
+def test_a_failing_router_rolls_back_the_whole_commit(store: Store) -> None:
+    """Snapshot change, event and deliveries commit together or not at all."""
+
+    def broken(_ev: dict[str, Any]) -> list[tuple[str, str]]:
+        raise RuntimeError("router bug")
+
+    store.router = broken
+    with pytest.raises(RuntimeError):
+        store.commit("companies", PageCommit(writes=[("K1", 1, {})], events=[event("e1")]))
+    assert store.count_snapshots("companies") == 0
+    assert store.list_events() == []
+    assert not store.conn.in_transaction
+
+
+def test_sequence_never_reuses_numbers_after_a_rollback(store: Store) -> None:
+    """AUTOINCREMENT: a committed sequence is never handed out twice."""
+    store.commit("s", PageCommit(events=[event("e1"), event("e2")]))
+    store.conn.execute("DELETE FROM events WHERE sequence = 2")
+    out = store.commit("s", PageCommit(events=[event("e3")]))
+    assert out[0]["sequence"] == 3
+
+
+def test_list_events_filters(store: Store) -> None:
+    """--source, --type (full or change), --since and --limit (newest) filter the log."""
+    store.commit("a", PageCommit(events=[event("e1"), event("e2", kind="deleted")]))
+    store.commit("b", PageCommit(events=[event("e3")]))
+    assert [e.id for e in store.list_events(source="a")] == ["e1", "e2"]
+    assert [e.id for e in store.list_events(type="deleted")] == ["e2"]
+    assert [e.id for e in store.list_events(type="gainsight.company.updated")] == ["e1", "e3"]
+    assert [e.id for e in store.list_events(limit=2, newest=True)] == ["e2", "e3"]
+    assert [e.id for e in store.list_events(since="2026-11-24T00:00:00.000Z")] == []
+    assert store.get_event("3") is not None
+    assert store.get_event("nope") is None
+
+
+def test_poll_history_and_state(store: Store) -> None:
+    """A poll row records mode, trigger, counts and outcome; state columns round-trip."""
+    store.start_poll("p1", "companies", "full", "manual")
+    store.finish_poll("p1", outcome="ok", counts={"pages": 3, "records": 250, "api_calls": 4})
+    (row,) = store.polls("companies")
+    assert row["mode"] == "full"
+    assert row["trigger"] == "manual"
+    assert (row["pages"], row["records"], row["api_calls"], row["outcome"]) == (3, 250, 4, "ok")
+    assert row["finished_at"] is not None
+    store.start_poll("p2", "companies", "full", "scheduled")
+    assert store.mark_interrupted("companies") == 1
+    store.set_state("companies", watermark="2026-01-01T00:00:00.000Z")
+    assert store.state("companies").watermark == "2026-01-01T00:00:00.000Z"
+    with pytest.raises(ValueError, match="unknown"):
+        store.set_state("companies", nope=1)
+
+
+def test_a_locked_database_raises_store_locked(tmp_path: Path) -> None:
+    """Another writer holding the lock surfaces as StoreLockedError, not sqlite3."""
+    path = tmp_path / "w.db"
+    store = Store.open(path, clock=FakeClock())
+    store.conn.execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreLockedError, match="locked"):
+            store.commit("s", PageCommit(writes=[("K", 1, {})]))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_sqlite_errors_are_classified() -> None:
+    """Disk full and other sqlite3 errors become StoreError subclasses with a hint."""
+    full = classify(sqlite3.OperationalError("database or disk is full"), "commit")
+    assert type(full).__name__ == "StoreFullError"
+    assert type(classify(sqlite3.DatabaseError("file is not a database"), "x")) is StoreError
+
+
+def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot open"):
+        open_database(blocker / "sub" / "w.db")
+
+
+def test_in_memory_database_works() -> None:
+    store = Store(Database(memory=True), clock=FakeClock())
+    store.commit("s", PageCommit(writes=[("K", 1, {"a": 1})]))
+    assert dict(store.iter_snapshots("s")) == {"K": {"a": 1}}

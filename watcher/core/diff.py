@@ -1,0 +1,159 @@
+"""The diff (pure): previous state + new records -> created / updated / deleted.
+
+No I/O, clock or logging. Records are normalized (:mod:`watcher.core.normalize`)
+before they are compared, so a different spelling of the same value is never a
+change. Fields in ``ignore_fields`` are never reported: a record whose only
+differences are in ignored fields is not *updated*, but it is still *touched*
+(the stored snapshot takes the new values, silently).
+
+Two levels:
+
+- :func:`compare` - one key: stored record (or ``None``) vs new record (or ``None``).
+  The poll engine calls it page by page.
+- :func:`diff` - whole states, for tests and small sources. :func:`apply` replays a
+  :class:`Diff` onto a state; ``apply(a, diff(a, b)) == normalize_state(b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from watcher.core.normalize import Record, normalize_record, same_value
+
+ChangeKind = Literal["created", "updated", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    old: Any
+    new: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One key's change. ``before``/``after`` are normalized; ``None`` when absent."""
+
+    change: ChangeKind
+    key: str
+    before: Record | None
+    after: Record | None
+    changes: Mapping[str, FieldChange] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """A snapshot refresh that is not a change (only ignored fields differ)."""
+
+    key: str
+    after: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    changes: list[Change]
+    touched: list[Touch]
+
+    def __bool__(self) -> bool:
+        return bool(self.changes or self.touched)
+
+
+def field_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], ignore_fields: Collection[str] = ()
+) -> dict[str, FieldChange]:
+    """Field-level differences of two normalized records; a missing field reads as ``None``."""
+    out: dict[str, FieldChange] = {}
+    for name in sorted(before.keys() | after.keys()):
+        if name in ignore_fields:
+            continue
+        old = before.get(name)
+        new = after.get(name)
+        if not same_value(old, new):
+            out[name] = FieldChange(old, new)
+    return out
+
+
+def compare(
+    key: str,
+    before: Record | None,
+    after: Record | None,
+    ignore_fields: Collection[str] = (),
+) -> Change | Touch | None:
+    """What happened to ``key``: both records must already be normalized.
+
+    Returns a :class:`Change`, a :class:`Touch` (only ignored fields, or the shape
+    of the record without any value, differ) or ``None`` (identical).
+    """
+    if before is None and after is None:
+        return None
+    if before is None:
+        assert after is not None
+        return Change("created", key, None, after)
+    if after is None:
+        return Change("deleted", key, before, None)
+    changes = field_changes(before, after, ignore_fields)
+    if changes:
+        return Change("updated", key, before, after, changes)
+    if before == after and _same_types(before, after):
+        return None
+    return Touch(key, after)
+
+
+def _same_types(a: Record, b: Record) -> bool:
+    return all(same_value(a[k], b[k]) for k in a)
+
+
+def normalize_state(records: Iterable[Mapping[str, Any]], key_field: str) -> dict[str, Record]:
+    """Key -> normalized record; a later duplicate key wins (as a re-read would)."""
+    state: dict[str, Record] = {}
+    for record in records:
+        norm = normalize_record(record)
+        state[record_key(norm, key_field)] = norm
+    return state
+
+
+def record_key(record: Mapping[str, Any], key_field: str) -> str:
+    """The key of a record as text; a record without one is a malformed page."""
+    value = record.get(key_field)
+    if value is None or value == "":
+        raise ValueError(f"record has no value for its key field {key_field!r}")
+    return str(value)
+
+
+def diff(
+    previous: Mapping[str, Record],
+    records: Iterable[Mapping[str, Any]],
+    key_field: str,
+    ignore_fields: Collection[str] = (),
+) -> Diff:
+    """Compare a normalized ``previous`` state with a complete new reading ``records``.
+
+    Keys absent from ``records`` are deleted. Output is ordered by key.
+    """
+    current = normalize_state(records, key_field)
+    changes: list[Change] = []
+    touched: list[Touch] = []
+    for key in sorted(previous.keys() | current.keys()):
+        result = compare(key, previous.get(key), current.get(key), ignore_fields)
+        if isinstance(result, Change):
+            changes.append(result)
+        elif isinstance(result, Touch):
+            touched.append(result)
+    return Diff(changes, touched)
+
+
+def apply(previous: Mapping[str, Record], result: Diff) -> dict[str, Record]:
+    """Replay ``result`` onto ``previous``: the state the diff was computed against."""
+    state = dict(previous)
+    for change in result.changes:
+        if change.after is None:
+            state.pop(change.key, None)
+        else:
+            state[change.key] = change.after
+    for touch in result.touched:
+        state[touch.key] = touch.after
+    return state

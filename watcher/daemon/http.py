@@ -1,0 +1,198 @@
+"""The ``[http]`` server: ``/healthz``, ``/readyz``, ``/metrics`` and the pull feed.
+
+``GET /v1/events?after=SEQ&limit=N&wait=S&source=&type=`` with
+``Authorization: Bearer <token>`` answers ``{"events": [...], "next_after": SEQ}``.
+With ``wait`` it long-polls: it answers as soon as a matching event commits (the
+runner calls :meth:`EventSignal.notify` after each poll; a one-second recheck also
+sees commits made by other processes), or with an empty page after ``wait`` seconds
+(at most :data:`MAX_WAIT_S`). The feed is off (404) when no token is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from watcher.daemon.metrics import CONTENT_TYPE, Metrics
+from watcher.daemon.state import FeedPage, StoreView
+from watcher.errors import ConfigError
+
+MAX_WAIT_S = 60.0
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+RECHECK_S = 1.0
+
+
+class EventSignal:
+    """Wakes long-polling feed requests when new events commit."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True when notified within ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), seconds)
+            return True
+        return False
+
+
+@dataclass
+class Readiness:
+    """The answer of ``/readyz``: ready, and why not."""
+
+    ready: bool
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+def create_app(
+    *,
+    view: StoreView,
+    metrics: Metrics,
+    readiness: Callable[[], Readiness],
+    token: str | None,
+    signal: EventSignal | None = None,
+) -> Starlette:
+    """The ASGI app; everything it needs is passed in."""
+    new_events = signal or EventSignal()
+    expected = token.encode() if token else None
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        state = await asyncio.to_thread(readiness)
+        body = {"status": "ready" if state.ready else "not ready", "checks": state.checks}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        data = await asyncio.to_thread(metrics.render)
+        return Response(data, media_type=CONTENT_TYPE)
+
+    async def events(request: Request) -> Response:
+        if expected is None:
+            return _error(404, "the event feed is off; set http.feed_token_env or _file")
+        if not _authorized(request, expected):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="watcher"'},
+            )
+        try:
+            after, limit, wait = _params(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        source = request.query_params.get("source") or None
+        type_ = request.query_params.get("type") or None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            page: FeedPage = await asyncio.to_thread(view.feed, after, limit, source, type_)
+            remaining = deadline - loop.time()
+            if page.events or remaining <= 0:
+                break
+            await new_events.wait(min(remaining, RECHECK_S))
+        return JSONResponse({"events": page.events, "next_after": page.next_after})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route("/v1/events", events),
+        ]
+    )
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _authorized(request: Request, expected: bytes) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        # Compare anyway so a missing header costs the same as a wrong one.
+        hmac.compare_digest(b"", expected)
+        return False
+    return hmac.compare_digest(given.strip().encode(), expected)
+
+
+def _params(request: Request) -> tuple[int, int, float]:
+    q = request.query_params
+    try:
+        after = int(q.get("after", "0"))
+        limit = int(q.get("limit", str(DEFAULT_LIMIT)))
+        wait = float(q.get("wait", "0"))
+    except ValueError:
+        raise ValueError("after and limit must be integers, wait a number of seconds") from None
+    if after < 0:
+        raise ValueError("after must be 0 or a sequence number from next_after")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    if wait < 0:
+        raise ValueError("wait must be 0 or more seconds")
+    return after, limit, min(wait, MAX_WAIT_S)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front so a busy port is a clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"http.listen {host}:{port}: cannot bind ({exc.strerror}); "
+            "pick a free port or stop what is using it"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class HttpServer:
+    """Runs the app on an already bound socket until :meth:`stop`."""
+
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        self.sock = sock
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        self._server = _Server(config)
+
+    @property
+    def port(self) -> int:
+        port: int = self.sock.getsockname()[1]
+        return port
+
+    async def serve(self) -> None:
+        await self._server.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self._server.should_exit = True

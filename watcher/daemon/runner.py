@@ -1,0 +1,488 @@
+"""The daemon: schedules polls, runs the dispatcher and the HTTP server, obeys signals.
+
+The parts it drives are injected through small protocols (:class:`Poller`,
+:class:`Dispatcher`) bundled in :class:`Components`, built from a config by a
+:data:`Builder`; :mod:`watcher.daemon.wiring` builds the real ones. The clock is
+injected too, and :meth:`Daemon.run` takes ``until`` / ``max_polls`` so tests drive
+whole days of schedule with a :class:`~watcher.clock.FakeClock` and no sleeping.
+
+Lifecycle::
+
+    start: build components, load last starts, serve HTTP, start dispatcher, READY=1
+    loop:  start every due job whose source is idle (one poll per source at a time)
+    SIGHUP: build the new config's components; on error log config.reload_rejected
+            and keep the old ones; else swap (in-flight polls finish on the old)
+    SIGTERM: STOPPING=1; start nothing new; in-flight polls get ``grace_s`` to commit
+            (then are cancelled: their open transaction rolls back); the dispatcher
+            is told to stop and finishes its in-flight attempts (``grace_s`` again);
+            HTTP closes; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from watcher.clock import Clock
+from watcher.config import SourceConfig, WatcherConfig, load_config, resolve_secret
+from watcher.daemon.http import EventSignal, HttpServer, Readiness, bind, create_app
+from watcher.daemon.metrics import Metrics
+from watcher.daemon.schedule import (
+    Job,
+    Mode,
+    due_at,
+    jobs_for,
+    next_wake,
+    plan,
+    reschedule,
+    stale_after_s,
+)
+from watcher.daemon.sdnotify import Notifier
+from watcher.daemon.state import ScheduleState, StoreView
+from watcher.errors import ConfigError, WatcherError
+from watcher.logging import get_logger, redact, register_secret
+
+log = get_logger("watcher.daemon")
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll did; ``logged`` when the engine already wrote ``poll.finished``."""
+
+    outcome: str = "ok"
+    pages: int = 0
+    records: int = 0
+    calls: int = 0
+    events: int = 0
+    error: str | None = None
+    logged: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("ok", "success", "succeeded", "completed", "held")
+
+
+class Poller(Protocol):
+    async def poll(self, source: SourceConfig, mode: Mode) -> PollReport: ...
+
+
+class Dispatcher(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class Components:
+    """Everything one config version needs; ``aclose`` releases it."""
+
+    poller: Poller
+    dispatcher: Dispatcher | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    aclose: Callable[[], Awaitable[None]] | None = None
+    wake_dispatcher: Callable[[], None] | None = None
+
+
+Builder = Callable[[WatcherConfig], Awaitable[Components]]
+
+
+class Daemon:
+    """``watcher run``; see the module docstring for the lifecycle."""
+
+    def __init__(
+        self,
+        config: WatcherConfig,
+        build: Builder,
+        *,
+        clock: Clock,
+        config_path: Path | None = None,
+        base_dir: Path | None = None,
+        notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
+        every_s: float | None = None,
+        grace_s: float = 20.0,
+        serve_http: bool = True,
+    ) -> None:
+        self.config = config
+        self._build = build
+        self.clock = clock
+        self.config_path = config_path
+        self.base_dir = base_dir or (config_path.parent if config_path else Path.cwd())
+        self.notifier = notifier or Notifier({})
+        self.view = StoreView(self._db_path(config))
+        self.state = ScheduleState(self._db_path(config))
+        self.metrics = metrics or Metrics(lambda: self.view.stats(self.clock.now()))
+        self.every_s = every_s
+        self.grace_s = grace_s
+        self.serve_http = serve_http
+        self.signal = EventSignal()
+        self.http: HttpServer | None = None
+        self.polls_finished = 0
+        self.last_result: dict[str, tuple[datetime, bool]] = {}
+        self._jobs: list[Job] = []
+        self._due: dict[Job, datetime] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, Job] = {}
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._reload_requested = False
+        self._components: Components | None = None
+        self._dispatch_stop: asyncio.Event | None = None
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._seen_sequence = 0
+        self._status = "starting"
+        #: Set once the daemon is up (READY=1 sent); tests and the demo await it.
+        self.started = asyncio.Event()
+        #: Set after each reload attempt (applied or rejected).
+        self.reload_finished = asyncio.Event()
+
+    def _db_path(self, config: WatcherConfig) -> Path:
+        path = Path(config.store.path)
+        return path if path.is_absolute() else self.base_dir / path
+
+    # -- control (signal handlers call these) -----------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self.reload_finished.clear()
+        self._reload_requested = True
+        self._wake.set()
+
+    def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http else None
+
+    # -- run --------------------------------------------------------------------
+
+    async def run(self, *, until: datetime | None = None, max_polls: int | None = None) -> int:
+        """Run until stopped (or, for tests and benchmarks, until ``until`` on the
+        injected clock / ``max_polls`` polls have finished). Returns the exit code."""
+        await asyncio.to_thread(self.state.migrate)
+        self._components = await self._build(self.config)
+        self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
+        await self._load_schedule()
+        http_task = await self._start_http()
+        self._start_dispatcher()
+        watchdog = self._start_watchdog()
+        log.info(
+            "daemon.started",
+            sources=[s.name for s in self.config.sources],
+            http=self.config.http.listen if self.config.http and self.http else None,
+            **dict(self._components.summary),
+        )
+        self.notifier.ready(self._status_line("ready"))
+        self.started.set()
+        try:
+            await self._loop(until, max_polls)
+        finally:
+            await self._shutdown(http_task, watchdog)
+        return 0
+
+    async def _load_schedule(self) -> None:
+        last = await asyncio.to_thread(self.state.load)
+        outcomes = await asyncio.to_thread(self.state.last_outcomes)
+        for source, (finish, outcome) in outcomes.items():
+            self.last_result[source] = (finish, PollReport(outcome=outcome).ok)
+            if PollReport(outcome=outcome).ok:
+                self.metrics.last_success.labels(source=source).set(finish.timestamp())
+        self._jobs = jobs_for(self.config, every_s=self.every_s)
+        self._due = reschedule(self._jobs, last, self.clock.now())
+
+    async def _loop(self, until: datetime | None, max_polls: int | None) -> None:
+        while not self._stop.is_set():
+            if self._reload_requested:
+                self._reload_requested = False
+                try:
+                    await self._reload()
+                finally:
+                    self.reload_finished.set()
+            now = self.clock.now()
+            if until is not None and now >= until and not self._tasks:
+                return
+            if max_polls is not None and self.polls_finished >= max_polls:
+                return
+            if until is None or now < until:
+                started = plan(self._due, now, running=set(self._tasks))
+                for job in started:
+                    self._start(job)
+                if started:
+                    await asyncio.sleep(0)  # let polls that finish at once do so first
+            wake = next_wake(self._due, running=set(self._tasks))
+            if until is not None and (wake is None or wake > until):
+                wake = until
+            delay = None if wake is None else max(0.0, (wake - self.clock.now()).total_seconds())
+            await self._wait(delay)
+
+    async def _wait(self, delay: float | None) -> None:
+        waiters: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._wake.wait()),
+            asyncio.create_task(self._stop.wait()),
+        ]
+        if delay is not None:
+            waiters.append(asyncio.create_task(self.clock.sleep(delay)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+    # -- polls ------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        del self._due[job]
+        components = self._components
+        assert components is not None
+        start, t0 = self.clock.now(), self.clock.monotonic()
+        task = asyncio.create_task(
+            self._poll(job, components, start, t0), name=f"poll:{job.source}"
+        )
+        self._tasks[job.source] = task
+        self._running[job.source] = job
+        task.add_done_callback(lambda _t: self._wake.set())
+
+    async def _poll(self, job: Job, components: Components, start: datetime, t0: float) -> None:
+        source = self.config.source(job.source)
+        try:
+            report = await components.poller.poll(source, job.mode)
+        except asyncio.CancelledError:
+            self._finish(job, start, PollReport(outcome="cancelled"), t0)
+            raise
+        except WatcherError as exc:
+            report = PollReport(outcome="failed", error=redact(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the one per-poll boundary: record, count, carry on
+            report = PollReport(outcome="failed", error=redact(f"{type(exc).__name__}: {exc}"))
+        self._finish(job, start, report, t0)
+
+    def _finish(self, job: Job, start: datetime, report: PollReport, t0: float) -> None:
+        self._tasks.pop(job.source, None)
+        self._running.pop(job.source, None)
+        finish = self.clock.now()
+        duration = max(0.0, self.clock.monotonic() - t0)
+        self.polls_finished += 1
+        self.metrics.polls.labels(source=job.source, mode=job.mode, outcome=report.outcome).inc()
+        self.metrics.poll_duration.labels(source=job.source, mode=job.mode).observe(duration)
+        if report.ok:
+            self.metrics.last_success.labels(source=job.source).set(finish.timestamp())
+        self.last_result[job.source] = (finish, report.ok)
+        if not report.logged:
+            emit = log.info if report.ok else log.warning
+            emit(
+                "poll.finished",
+                source=job.source,
+                mode=job.mode,
+                outcome=report.outcome,
+                pages=report.pages,
+                records=report.records,
+                calls=report.calls,
+                events=report.events,
+                duration=round(duration, 3),
+                **({"error": report.error} if report.error else {}),
+            )
+        if report.outcome != "cancelled":
+            try:
+                self.state.record(job.source, job.mode, start, finish, report.outcome)
+            except WatcherError as exc:
+                log.warning("schedule.record_failed", source=job.source, error=str(exc))
+            if job in self._jobs:
+                self._due[job] = due_at(job, start, finish)
+        self._count_new_events()
+        if report.events and self._components and self._components.wake_dispatcher:
+            self._components.wake_dispatcher()
+        self._status = (
+            f"last poll {job.source}/{job.mode} {report.outcome} at "
+            f"{finish.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
+        self.notifier.status(self._status_line())
+
+    def _count_new_events(self) -> None:
+        try:
+            counts, top = self.view.event_types_after(self._seen_sequence)
+        except WatcherError:
+            return
+        for type_, n in counts.items():
+            self.metrics.events.labels(type=type_).inc(n)
+        if top > self._seen_sequence:
+            self._seen_sequence = top
+            self.signal.notify()
+
+    def _status_line(self, prefix: str | None = None) -> str:
+        return f"{prefix}; {self._status}" if prefix else self._status
+
+    # -- readiness ----------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Store open, and every source's last poll recent and successful."""
+        checks: dict[str, str] = {}
+        ready = True
+        if self.view.is_open():
+            checks["store"] = "ok"
+        else:
+            checks["store"] = "not open"
+            ready = False
+        now = self.clock.now()
+        for source in self.config.sources:
+            jobs = [j for j in self._jobs if j.source == source.name]
+            limit = stale_after_s(jobs, now)
+            result = self.last_result.get(source.name)
+            if result is None:
+                checks[source.name] = "no poll yet"
+                ready = False
+            elif not result[1]:
+                checks[source.name] = "last poll failed"
+                ready = False
+            elif limit is not None and (now - result[0]).total_seconds() > limit:
+                checks[source.name] = f"last successful poll older than {limit:.0f}s"
+                ready = False
+            else:
+                checks[source.name] = "ok"
+        return Readiness(ready, checks)
+
+    # -- http, dispatcher, watchdog -------------------------------------------
+
+    async def _start_http(self) -> asyncio.Task[None] | None:
+        http = self.config.http
+        if http is None or not self.serve_http:
+            return None
+        token = None
+        if http.feed_token is not None:
+            token = resolve_secret(http.feed_token, base_dir=self.base_dir)
+            register_secret(token)
+        app = create_app(
+            view=self.view,
+            metrics=self.metrics,
+            readiness=self.readiness,
+            token=token,
+            signal=self.signal,
+        )
+        self.http = HttpServer(app, bind(http.host, http.port))
+        task = asyncio.create_task(self.http.serve(), name="http")
+        log.info("http.listening", listen=f"{http.host}:{self.http.port}")
+        return task
+
+    def _start_dispatcher(self) -> None:
+        components = self._components
+        if components is None or components.dispatcher is None:
+            return
+        self._dispatch_stop = asyncio.Event()
+        self._dispatch_task = asyncio.create_task(
+            components.dispatcher.run(self._dispatch_stop), name="dispatcher"
+        )
+
+    async def _stop_dispatcher(self) -> None:
+        task, stop = self._dispatch_task, self._dispatch_stop
+        self._dispatch_task = self._dispatch_stop = None
+        if task is None or stop is None:
+            return
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+        if not done:
+            log.warning("dispatcher.stop_timeout", grace_s=self.grace_s)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(task, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("dispatcher.crashed", error=redact(repr(task.exception())))
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        interval = self.notifier.watchdog_interval
+        if not self.notifier.enabled or interval is None:
+            return None
+
+        async def ping() -> None:
+            while True:
+                self.notifier.watchdog()
+                await asyncio.sleep(interval)
+
+        return asyncio.create_task(ping(), name="watchdog")
+
+    # -- reload -------------------------------------------------------------------
+
+    async def _reload(self) -> None:
+        path = self.config_path
+        if path is None:
+            log.warning("config.reload_ignored", reason="no config file to reload")
+            return
+        try:
+            new = await asyncio.to_thread(load_config, path)
+            if self._db_path(new) != self._db_path(self.config):
+                raise ConfigError(
+                    f"{path}: store.path cannot change while running; restart watcher to "
+                    "use another database"
+                )
+            components = await self._build(new)
+        except WatcherError as exc:
+            self.metrics.reloads.labels(outcome="rejected").inc()
+            log.error(  # noqa: TRY400 - one clear line; a traceback adds nothing here
+                "config.reload_rejected",
+                path=str(path),
+                error=redact(str(exc)),
+                action="kept the running configuration; fix the file and send SIGHUP again",
+            )
+            return
+        old = self._components
+        await self._stop_dispatcher()
+        self.config = new
+        self._components = components
+        last = await asyncio.to_thread(self.state.load)
+        self._jobs = jobs_for(new, every_s=self.every_s)
+        running = set(self._running.values())
+        self._due = reschedule([j for j in self._jobs if j not in running], last, self.clock.now())
+        self._start_dispatcher()
+        if old is not None and old.aclose is not None:
+            in_flight = list(self._tasks.values())
+            asyncio.create_task(_close_after(old.aclose, in_flight), name="retire")  # noqa: RUF006 - awaited by the in-flight polls' end
+        self.metrics.reloads.labels(outcome="applied").inc()
+        log.info(
+            "config.reloaded",
+            path=str(path),
+            sources=[s.name for s in new.sources],
+            **dict(components.summary),
+        )
+
+    # -- shutdown ---------------------------------------------------------------
+
+    async def _shutdown(
+        self, http_task: asyncio.Task[None] | None, watchdog: asyncio.Task[None] | None
+    ) -> None:
+        self.notifier.stopping("stopping: finishing in-flight work")
+        in_flight = list(self._tasks.values())
+        log.info("daemon.stopping", in_flight=len(in_flight), grace_s=self.grace_s)
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=self.grace_s)
+            for task in pending:
+                log.warning("poll.cancelled", source=task.get_name().removeprefix("poll:"))
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        await self._stop_dispatcher()
+        if http_task is not None and self.http is not None:
+            self.http.stop()
+            await asyncio.gather(http_task, return_exceptions=True)
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+        components, self._components = self._components, None
+        if components is not None and components.aclose is not None:
+            await components.aclose()
+        log.info("daemon.stopped", polls=self.polls_finished)
+        self.notifier.close()
+
+
+async def _close_after(
+    aclose: Callable[[], Awaitable[None]], tasks: list[asyncio.Task[None]]
+) -> None:
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await aclose()

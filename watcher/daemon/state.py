@@ -1,0 +1,209 @@
+"""The daemon's own view of the SQLite store.
+
+- :class:`ScheduleState` keeps when each job last started (table ``daemon_schedule``,
+  created here, owned by the daemon) so a restart knows which slots it missed.
+- :class:`StoreView` reads what the store package writes (``events``, ``deliveries``,
+  as documented in docs/architecture.md) for the feed and the metrics. Read-only
+  connections: WAL lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watcher.daemon.metrics import StoreStats
+from watcher.errors import StoreError
+
+_SCHEDULE_DDL = """
+CREATE TABLE IF NOT EXISTS daemon_schedule (
+    source TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    last_start TEXT NOT NULL,
+    last_finish TEXT,
+    outcome TEXT,
+    PRIMARY KEY (source, mode)
+)
+"""
+
+
+@contextmanager
+def _connect(path: Path, *, readonly: bool) -> Iterator[sqlite3.Connection]:
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        else:
+            conn = sqlite3.connect(path, timeout=10)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {str(path)!r} ({exc})") from None
+    try:
+        with conn:
+            yield conn
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"store {str(path)!r}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat()
+
+
+class ScheduleState:
+    """Last start per (source, mode), persisted in the store's file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def migrate(self) -> None:
+        with _connect(self.path, readonly=False) as conn:
+            conn.execute(_SCHEDULE_DDL)
+
+    def load(self) -> dict[tuple[str, str], datetime]:
+        with _connect(self.path, readonly=False) as conn:
+            conn.execute(_SCHEDULE_DDL)
+            rows = conn.execute("SELECT source, mode, last_start FROM daemon_schedule").fetchall()
+        return {(s, m): datetime.fromisoformat(t) for s, m, t in rows}
+
+    def record(
+        self, source: str, mode: str, start: datetime, finish: datetime, outcome: str
+    ) -> None:
+        with _connect(self.path, readonly=False) as conn:
+            conn.execute(
+                "INSERT INTO daemon_schedule (source, mode, last_start, last_finish, outcome) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, mode) DO UPDATE SET "
+                "last_start = excluded.last_start, last_finish = excluded.last_finish, "
+                "outcome = excluded.outcome",
+                (source, mode, _iso(start), _iso(finish), outcome),
+            )
+
+    def last_outcomes(self) -> dict[str, tuple[datetime, str]]:
+        """Per source: the most recent finished poll (finish time, outcome)."""
+        with _connect(self.path, readonly=False) as conn:
+            conn.execute(_SCHEDULE_DDL)
+            rows = conn.execute(
+                "SELECT source, last_finish, outcome FROM daemon_schedule "
+                "WHERE last_finish IS NOT NULL ORDER BY last_finish"
+            ).fetchall()
+        return {s: (datetime.fromisoformat(f), o) for s, f, o in rows}
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    events: list[dict[str, Any]]
+    next_after: int
+
+
+class StoreView:
+    """Read-only queries over the store's documented tables."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _tables(self, conn: sqlite3.Connection) -> set[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {r[0] for r in rows}
+
+    def is_open(self) -> bool:
+        """The store file exists and answers a query."""
+        if not self.path.exists():
+            return False
+        try:
+            with _connect(self.path, readonly=True) as conn:
+                conn.execute("SELECT 1").fetchone()
+        except StoreError:
+            return False
+        return True
+
+    def max_sequence(self) -> int:
+        if not self.path.exists():
+            return 0
+        with _connect(self.path, readonly=True) as conn:
+            if "events" not in self._tables(conn):
+                return 0
+            row = conn.execute("SELECT MAX(sequence) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def event_types_after(self, after: int) -> tuple[dict[str, int], int]:
+        """Counts by type of events committed after ``after``, and the new maximum."""
+        if not self.path.exists():
+            return {}, after
+        with _connect(self.path, readonly=True) as conn:
+            if "events" not in self._tables(conn):
+                return {}, after
+            rows = conn.execute(
+                "SELECT type, COUNT(*), MAX(sequence) FROM events WHERE sequence > ? GROUP BY type",
+                (after,),
+            ).fetchall()
+        top = max([after, *(int(r[2]) for r in rows)])
+        return {str(r[0]): int(r[1]) for r in rows}, top
+
+    def feed(
+        self, after: int, limit: int, source: str | None = None, type_: str | None = None
+    ) -> FeedPage:
+        """Events with ``sequence > after`` in sequence order, as CloudEvents."""
+        if not self.path.exists():
+            return FeedPage([], after)
+        sql = "SELECT sequence, body FROM events WHERE sequence > ?"
+        params: list[Any] = [after]
+        if source:
+            # The column holds the source name; accept the CloudEvent URI's last segment too.
+            sql += " AND (source = ? OR source LIKE ?)"
+            params += [source, f"%/{source}"]
+        if type_:
+            sql += " AND type = ?"
+            params.append(type_)
+        sql += " ORDER BY sequence LIMIT ?"
+        params.append(limit)
+        with _connect(self.path, readonly=True) as conn:
+            if "events" not in self._tables(conn):
+                return FeedPage([], after)
+            rows = conn.execute(sql, params).fetchall()
+        events = []
+        for seq, body in rows:
+            event = json.loads(body)
+            event.setdefault("sequence", int(seq))
+            events.append(event)
+        return FeedPage(events, int(rows[-1][0]) if rows else after)
+
+    def stats(self, now: datetime) -> StoreStats | None:
+        """Outbox depth, oldest pending age and deliveries by sink/status."""
+        if not self.path.exists():
+            return None
+        try:
+            with _connect(self.path, readonly=True) as conn:
+                if "deliveries" not in self._tables(conn):
+                    return StoreStats()
+                counts = conn.execute(
+                    "SELECT sink, status, COUNT(*) FROM deliveries GROUP BY sink, status"
+                ).fetchall()
+                oldest = conn.execute(
+                    "SELECT MIN(created_at) FROM deliveries WHERE status = 'pending'"
+                ).fetchone()[0]
+        except StoreError:
+            return None
+        by = {(str(s), str(st)): int(n) for s, st, n in counts}
+        depth = sum(n for (_, st), n in by.items() if st == "pending")
+        age = 0.0
+        if oldest:
+            created = _parse_time(str(oldest))
+            if created is not None:
+                age = max(0.0, (now - created).total_seconds())
+        return StoreStats(outbox_depth=depth, oldest_pending_age_s=age, deliveries=by)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.fromtimestamp(float(text), UTC)
+        except ValueError:
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Delivery: the dispatcher, the sinks (webhook, slack, command, python), signing, rendering."""

@@ -1,0 +1,400 @@
+"""The dispatcher: pending deliveries -> sinks, with retries, ordering and pauses.
+
+- Concurrent across sinks; per sink at most ``concurrency`` attempts in flight.
+- Ordering: for one sink and one ``order_key`` at most one attempt is in flight and
+  a delivery is attempted only when no earlier pending delivery of that key waits
+  (a failed earlier delivery holds later ones back, across retries, until it is
+  delivered or dead). Deliveries of a paused rule are set aside and do not hold
+  others back; they keep their place and go out when the rule is resumed.
+- Retries: after attempt *n* fails, the next is ``retry_delays[n]`` later, +-10%
+  jitter, or after ``Retry-After`` when the receiver gave one. After the last
+  attempt the delivery is ``dead`` (kept; ``watcher deliveries retry``).
+  :class:`~watcher.errors.PermanentDispatchError` dead-letters at once;
+  :class:`~watcher.errors.SinkGoneError` (HTTP 410) pauses the sink, persisted, and
+  keeps the delivery pending.
+- Throttle (rule ``throttle``) is decided at dispatch time from delivered history:
+  a delivery over the limit becomes ``suppressed`` (kept, never sent).
+- Digest (rule ``digest``): a rule's pending deliveries wait until ``window`` after
+  the first one was queued, then go out together (Slack: one message; other sinks:
+  each event, in order). Digest deliveries do not take part in per-key ordering.
+- At-least-once: a row stays ``pending`` until the sink confirmed it, so a crash
+  mid-attempt means one more attempt, carrying the same event id.
+
+One log line per delivery attempt: ``delivery.succeeded``, ``delivery.failed``,
+``delivery.dead`` (and ``delivery.suppressed``, ``sink.paused``), with stable fields
+and never a URL or secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from watcher.clock import Clock
+from watcher.config import DEFAULT_RETRY_SCHEDULE, SinkConfig
+from watcher.dates import format_utc, parse_iso
+from watcher.delivery.base import Item, Sink
+from watcher.durations import parse_duration
+from watcher.errors import (
+    DispatchError,
+    PermanentDispatchError,
+    RetryableDispatchError,
+    SinkGoneError,
+)
+from watcher.logging import get_logger, redact
+from watcher.rules.models import Rule
+from watcher.store.outbox import DeliveryRow, Outbox
+
+JITTER = 0.1
+MAX_RETRY_AFTER = 24 * 3600.0
+_DEFAULT_DELAYS = tuple(parse_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
+
+
+@dataclass
+class DispatchStats:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    suppressed: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.dead += other.dead
+        self.suppressed += other.suppressed
+
+
+@dataclass
+class _SinkState:
+    busy_keys: set[str] = field(default_factory=set)
+    tasks: dict[asyncio.Task[None], list[DeliveryRow]] = field(default_factory=dict)
+    inflight_rules: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        sinks: Mapping[str, Sink],
+        *,
+        clock: Clock,
+        rules: Sequence[Rule] = (),
+        sink_configs: Mapping[str, SinkConfig] | None = None,
+        rng: random.Random | None = None,
+        window: int = 500,
+        logger: Any = None,
+    ) -> None:
+        self.outbox = Outbox(db)
+        self.sinks = dict(sinks)
+        self.clock = clock
+        self.rules = {r.name: r for r in rules}
+        self.configs = dict(sink_configs or {})
+        self.rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
+        self.window = window
+        self.log = logger or get_logger("watcher.delivery")
+        self.stats = DispatchStats()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._next_wake: dict[str, float] = {}
+
+    # -- public ----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New deliveries were queued (or a pause lifted): look again now."""
+        self._wake.set()
+
+    async def run_until_idle(self, *, settle: bool = False) -> DispatchStats:
+        """Deliver everything due now, then return.
+
+        With ``settle=True`` keep going (sleeping on the injected clock between
+        retries) until no delivery is pending any more: all delivered, dead,
+        suppressed or held by a pause. Tests drive the dispatcher with this.
+        """
+        before = DispatchStats(**vars(self.stats))
+        names = [n for n in self.outbox.pending_sinks() if n in self.sinks]
+        await asyncio.gather(*(self._drain(n, settle=settle) for n in names))
+        return DispatchStats(
+            delivered=self.stats.delivered - before.delivered,
+            failed=self.stats.failed - before.failed,
+            dead=self.stats.dead - before.dead,
+            suppressed=self.stats.suppressed - before.suppressed,
+        )
+
+    async def run(self, stop: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+        """The daemon loop: drain, then wait for :meth:`wake`, ``stop`` or the next retry."""
+        while not stop.is_set():
+            self._wake.clear()
+            await self.run_until_idle()
+            delay = self._next_wakeup(poll_interval)
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            await asyncio.wait([*waiters, sleeper], return_when=asyncio.FIRST_COMPLETED)
+            for task in (*waiters, sleeper):
+                task.cancel()
+
+    async def aclose(self) -> None:
+        for sink in self.sinks.values():
+            await sink.aclose()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _next_wakeup(self, cap: float) -> float:
+        now = self.clock.now().timestamp()
+        best = cap
+        for due in self._next_wake.values():
+            best = min(best, max(0.0, due - now))
+        return best
+
+    def _delays(self, sink: str) -> tuple[float, ...]:
+        cfg = self.configs.get(sink)
+        return cfg.retry_delays if cfg is not None else _DEFAULT_DELAYS
+
+    def _concurrency(self, sink: str) -> int:
+        cfg = self.configs.get(sink)
+        return cfg.concurrency if cfg is not None else 4
+
+    async def _drain(self, name: str, *, settle: bool) -> None:
+        sink = self.sinks[name]
+        state = _SinkState()
+        self._next_wake.pop(name, None)
+        try:
+            while True:
+                pauses = self.outbox.pauses()
+                wake: float | None = None
+                if name not in pauses.sinks and not self._stopping:
+                    groups, wake = self._select(name, sink, state, pauses.rules)
+                    for group in groups:
+                        self._start(name, sink, state, group)
+                if not state.tasks:
+                    if wake is not None:
+                        self._next_wake[name] = wake
+                    if not settle or wake is None:
+                        return
+                    await self.clock.sleep(max(0.0, wake - self.clock.now().timestamp()))
+                    continue
+                done, _ = await asyncio.wait(state.tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    rows = state.tasks.pop(task)
+                    for row in rows:
+                        state.busy_keys.discard(row.order_key)
+                        state.inflight_rules[(row.rule, row.order_key)] -= 1
+                        state.inflight_rules[(row.rule, "")] -= 1
+                    task.result()
+        finally:
+            if state.tasks:
+                await asyncio.gather(*state.tasks, return_exceptions=True)
+
+    def _start(self, name: str, sink: Sink, state: _SinkState, rows: list[DeliveryRow]) -> None:
+        for row in rows:
+            state.busy_keys.add(row.order_key)
+            state.inflight_rules[(row.rule, row.order_key)] += 1
+            state.inflight_rules[(row.rule, "")] += 1
+        task = asyncio.ensure_future(self._attempt(name, sink, rows))
+        state.tasks[task] = rows
+
+    def _select(
+        self, name: str, sink: Sink, state: _SinkState, paused_rules: frozenset[str]
+    ) -> tuple[list[list[DeliveryRow]], float | None]:
+        """Groups of rows to attempt now (respecting capacity, order, throttle, digest),
+        and when the earliest row held back by time becomes due."""
+        capacity = self._concurrency(name) - len(state.tasks)
+        if capacity <= 0:
+            return [], None
+        now_dt = self.clock.now()
+        now = now_dt.timestamp()
+        rows = self.outbox.pending_window(name, exclude_rules=paused_rules, limit=self.window)
+        blocked = set(state.busy_keys)
+        singles: list[DeliveryRow] = []
+        digests: dict[str, list[DeliveryRow]] = {}
+        counted: Counter[tuple[str, str]] = Counter()
+        wake: float | None = None
+        batch = sink.max_batch > 1
+        for row in rows:
+            rule = self.rules.get(row.rule)
+            if rule is not None and rule.digest is not None:
+                if row.order_key not in state.busy_keys:
+                    digests.setdefault(row.rule, []).append(row)
+                continue
+            if row.order_key in blocked:
+                continue
+            if row.next_attempt_at > now:
+                blocked.add(row.order_key)
+                wake = row.next_attempt_at if wake is None else min(wake, row.next_attempt_at)
+                continue
+            if rule is not None and self._throttled(rule, row, state, counted, now_dt):
+                continue
+            if not batch:
+                blocked.add(row.order_key)
+            singles.append(row)
+        groups: list[list[DeliveryRow]] = []
+        for rule_name, members in digests.items():
+            group, ready = self._digest_due(self.rules[rule_name], members, now)
+            if group:
+                groups.append(group)
+            elif ready is not None:
+                wake = ready if wake is None else min(wake, ready)
+        if batch:
+            groups.extend(
+                singles[i : i + sink.max_batch] for i in range(0, len(singles), sink.max_batch)
+            )
+        else:
+            groups.extend([row] for row in singles)
+        if len(groups) > capacity:
+            wake = now  # more is due right now than may run at once
+        return groups[:capacity], wake
+
+    def _throttled(
+        self,
+        rule: Rule,
+        row: DeliveryRow,
+        state: _SinkState,
+        counted: Counter[tuple[str, str]],
+        now: Any,
+    ) -> bool:
+        throttle = rule.throttle
+        if throttle is None:
+            return False
+        scope = row.order_key if throttle.per == "key" else ""
+        since = format_utc(now - timedelta(seconds=throttle.window_seconds))
+        used = self.outbox.delivered_count(
+            rule=rule.name, sink=row.sink, since=since, order_key=scope or None
+        )
+        used += counted[(rule.name, scope)] + state.inflight_rules[(rule.name, scope)]
+        if used >= throttle.max:
+            reason = (
+                f"throttled: rule {rule.name!r} allows {throttle.max} per "
+                f"{throttle.per} per {throttle.window}"
+            )
+            self.outbox.mark_suppressed(row.id, reason=reason)
+            self.stats.suppressed += 1
+            self.log.info(
+                "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
+            )
+            return True
+        counted[(rule.name, scope)] += 1
+        return False
+
+    def _digest_due(
+        self, rule: Rule, rows: list[DeliveryRow], now: float
+    ) -> tuple[list[DeliveryRow], float | None]:
+        assert rule.digest is not None
+        starts = [parse_iso(r.created_at) for r in rows]
+        first = min((s.timestamp() for s in starts if s is not None), default=now)
+        closes = first + rule.digest.window_seconds
+        ready = max(closes, min(r.next_attempt_at for r in rows))
+        if ready > now:
+            late = [r.id for r in rows if r.next_attempt_at < ready]
+            if late:
+                self.outbox.defer(late, ready)
+            return [], ready
+        return [r for r in rows if r.next_attempt_at <= now], None
+
+    def _fields(self, row: DeliveryRow, *, attempt: int) -> dict[str, Any]:
+        sink = self.sinks.get(row.sink)
+        return {
+            "delivery_id": row.id,
+            "event_id": row.event_id,
+            "event_sequence": row.event_sequence,
+            "rule": row.rule,
+            "sink": row.sink,
+            "sink_type": sink.type if sink is not None else None,
+            "order_key": row.order_key,
+            "attempt": attempt,
+        }
+
+    def _items(self, rows: Sequence[DeliveryRow]) -> list[Item]:
+        return [Item.from_body(r.id, r.rule, r.body or "{}", self.rules.get(r.rule)) for r in rows]
+
+    async def _attempt(self, name: str, sink: Sink, rows: list[DeliveryRow]) -> None:
+        if sink.max_batch > 1:
+            await self._send(name, sink, rows)
+            return
+        for row in rows:  # a digest group for a one-at-a-time sink: in order, stop at a failure
+            if not await self._send(name, sink, [row]):
+                return
+
+    async def _send(self, name: str, sink: Sink, rows: list[DeliveryRow]) -> bool:
+        started = self.clock.monotonic()
+        error: DispatchError
+        try:
+            result = await sink.send(self._items(rows))
+        except DispatchError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001  # the one boundary per delivery attempt
+            error = RetryableDispatchError(
+                f"sink {name!r}: unexpected {type(exc).__name__}: {redact(str(exc))[:200]}"
+            )
+        else:
+            elapsed = round((self.clock.monotonic() - started) * 1000, 1)
+            self.outbox.mark_delivered([r.id for r in rows], self.clock.now())
+            for row in rows:
+                self.stats.delivered += 1
+                self.log.info(
+                    "delivery.succeeded",
+                    **self._fields(row, attempt=row.attempts + 1),
+                    status=result.status,
+                    duration_ms=elapsed,
+                    batch=len(rows),
+                )
+            return True
+        elapsed = round((self.clock.monotonic() - started) * 1000, 1)
+        self._record_failure(name, rows, error, elapsed)
+        return False
+
+    def _record_failure(
+        self, name: str, rows: list[DeliveryRow], error: DispatchError, elapsed: float
+    ) -> None:
+        message = redact(str(error))
+        if isinstance(error, SinkGoneError):
+            reason = f"receiver answered 410 Gone at {format_utc(self.clock.now())}"
+            if self.outbox.pause("sink", name, reason=reason, now=self.clock.now()):
+                self.log.warning("sink.paused", sink=name, reason=reason, error=message)
+            for row in rows:
+                self.stats.failed += 1
+                self.log.warning(
+                    "delivery.failed",
+                    **self._fields(row, attempt=row.attempts),
+                    error=message,
+                    duration_ms=elapsed,
+                    sink_paused=True,
+                )
+            return
+        delays = self._delays(name)
+        now = self.clock.now().timestamp()
+        for row in rows:
+            attempt = row.attempts + 1
+            fields = self._fields(row, attempt=attempt)
+            if isinstance(error, PermanentDispatchError) or attempt >= len(delays):
+                self.outbox.mark_dead(row.id, error=message)
+                self.stats.dead += 1
+                self.log.error(
+                    "delivery.dead",
+                    **fields,
+                    max_attempts=len(delays),
+                    error=message,
+                    permanent=isinstance(error, PermanentDispatchError),
+                    duration_ms=elapsed,
+                )
+                continue
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None:
+                delay = min(float(retry_after), MAX_RETRY_AFTER)
+            else:
+                delay = delays[attempt] * (1 + self.rng.uniform(-JITTER, JITTER))
+            self.outbox.mark_retry(row.id, next_attempt_at=now + delay, error=message)
+            self.stats.failed += 1
+            self.log.warning(
+                "delivery.failed",
+                **fields,
+                max_attempts=len(delays),
+                error=message,
+                retry_in_s=round(delay, 3),
+                duration_ms=elapsed,
+            )

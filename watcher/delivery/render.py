@@ -1,0 +1,219 @@
+"""Readable text for change events: values, change lines, Slack Block Kit (pure).
+
+Slack limits honoured: at most 50 blocks per message and 3000 characters per text
+object; longer content is split across sections, then across messages.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from watcher.dates import parse_iso
+
+MAX_BLOCKS = 50
+MAX_TEXT = 3000
+MAX_VALUE = 300
+CREATED_FIELDS = 8
+LINK_FIELDS = frozenset({"key", "source", "object", "subject", "id", "type"})
+_SYSTEM = frozenset({"CreatedDate", "ModifiedDate", "CreatedBy", "ModifiedBy", "Gsid"})
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_number(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def format_value(value: Any) -> str:
+    """A value as a person reads it: ``100,000``, ``23 Nov 2026``, ``(empty)``."""
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return format_number(value)
+    if isinstance(value, str):
+        parsed = parse_iso(value) if len(value) >= 10 and value[4:5] == "-" else None
+        if parsed is not None:
+            if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) == (0, 0, 0, 0):
+                return f"{parsed.day} {parsed:%b %Y}"
+            return f"{parsed.day} {parsed:%b %Y %H:%M} UTC"
+        return _truncate(value, MAX_VALUE)
+    if isinstance(value, list | tuple):
+        return _truncate(", ".join(format_value(v) for v in value), MAX_VALUE)
+    return _truncate(str(value), MAX_VALUE)
+
+
+def _pct(old: Any, new: Any) -> str:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
+    if not numbers or old == 0:
+        return ""
+    pct = (float(new) - float(old)) / abs(float(old)) * 100
+    sign = "+" if pct > 0 else "\u2212" if pct < 0 else "±"  # a real minus sign
+    return f" ({sign}{abs(pct):.1f}%)"
+
+
+def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    return data if isinstance(data, Mapping) else {}
+
+
+def record_name(event: Mapping[str, Any]) -> str:
+    data = _data(event)
+    for side in ("after", "before"):
+        rec = data.get(side)
+        if isinstance(rec, Mapping) and rec.get("Name"):
+            return str(rec["Name"])
+    return str(data.get("key") or event.get("subject") or "record")
+
+
+def change_lines(event: Mapping[str, Any]) -> list[str]:
+    """One mrkdwn line per changed field (or the record's main fields when created)."""
+    data = _data(event)
+    change = data.get("change")
+    changes = data.get("changes")
+    lines = []
+    if change == "updated" and isinstance(changes, Mapping) and changes:
+        for name, entry in changes.items():
+            old = entry.get("old") if isinstance(entry, Mapping) else None
+            new = entry.get("new") if isinstance(entry, Mapping) else None
+            lines.append(
+                f"*{escape(str(name))}*: {escape(format_value(old))} → "
+                f"{escape(format_value(new))}{_pct(old, new)}"
+            )
+        return lines
+    side = "before" if change == "deleted" else "after"
+    rec = data.get(side)
+    if isinstance(rec, Mapping):
+        shown = [(k, v) for k, v in rec.items() if k not in _SYSTEM and v not in (None, "")]
+        for name, value in shown[:CREATED_FIELDS]:
+            lines.append(f"*{escape(str(name))}*: {escape(format_value(value))}")
+        if len(shown) > CREATED_FIELDS:
+            lines.append(f"_…and {len(shown) - CREATED_FIELDS} more fields_")
+    return lines
+
+
+def link_for(template: str | None, event: Mapping[str, Any]) -> str | None:
+    if not template:
+        return None
+    data = _data(event)
+    values = {
+        "key": data.get("key", ""),
+        "source": data.get("source", ""),
+        "object": data.get("object", ""),
+        "subject": event.get("subject", ""),
+        "id": event.get("id", ""),
+        "type": event.get("type", ""),
+    }
+    return template.format_map({k: str(v) for k, v in values.items()})
+
+
+def check_link_template(template: str) -> None:
+    """Raise ValueError naming unknown placeholders."""
+    names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    unknown = names - LINK_FIELDS
+    if unknown:
+        raise ValueError(
+            f"link_template uses unknown placeholder(s) {sorted(unknown)}; "
+            f"allowed: {sorted(LINK_FIELDS)}"
+        )
+
+
+def _headline(event: Mapping[str, Any], link: str | None) -> str:
+    data = _data(event)
+    name = escape(_truncate(record_name(event), 200))
+    title = f"<{link}|{name}>" if link else name
+    what = f"{data.get('object') or data.get('source') or 'record'} {data.get('change', '')}"
+    return f"*{title}* · {escape(what.strip())}"
+
+
+def _sections(text: str) -> list[dict[str, Any]]:
+    """Section blocks for ``text``, split on lines to stay within MAX_TEXT each."""
+    chunks: list[str] = []
+    current = ""
+    for raw in text.split("\n"):
+        line = _truncate(raw, MAX_TEXT)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > MAX_TEXT:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": c}} for c in chunks]
+
+
+def _context(event: Mapping[str, Any], rule: str) -> dict[str, Any]:
+    data = _data(event)
+    when = format_value(event.get("time")) if event.get("time") else ""
+    parts = [f"rule `{escape(rule)}`", escape(str(data.get("source", ""))), when]
+    text = " · ".join(p for p in parts if p)
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(text, 3000)}]}
+
+
+def event_blocks(event: Mapping[str, Any], rule: str, link: str | None) -> list[dict[str, Any]]:
+    lines = [_headline(event, link), *change_lines(event)]
+    return [*_sections("\n".join(lines)), _context(event, rule)]
+
+
+def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
+    """Plain text for notifications and clients without Block Kit."""
+    if len(events) == 1:
+        event = events[0][0]
+        data = _data(event)
+        changes = data.get("changes")
+        if data.get("change") == "updated" and isinstance(changes, Mapping) and changes:
+            parts = []
+            for name, entry in list(changes.items())[:3]:
+                old = entry.get("old") if isinstance(entry, Mapping) else None
+                new = entry.get("new") if isinstance(entry, Mapping) else None
+                parts.append(f"{name} {format_value(old)} → {format_value(new)}")
+            more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
+            text = f"{record_name(event)}: {'; '.join(parts)}{more}"
+        else:
+            text = f"{record_name(event)}: {data.get('object', 'record')} {data.get('change', '')}"
+        return _truncate(text, MAX_TEXT)
+    names = ", ".join(record_name(e) for e, _ in events[:10])
+    more = f" and {len(events) - 10} more" if len(events) > 10 else ""
+    return _truncate(f"{len(events)} Gainsight changes: {names}{more}", MAX_TEXT)
+
+
+def slack_messages(
+    events: Sequence[tuple[Mapping[str, Any], str]], link_template: str | None = None
+) -> list[dict[str, Any]]:
+    """Block Kit payloads for ``(event, rule)`` pairs: one message, or several when long.
+
+    A burst (several events) becomes one digest message with a header section; every
+    message keeps within 50 blocks and 3000 characters per text.
+    """
+    if not events:
+        return []
+    blocks: list[dict[str, Any]] = []
+    if len(events) > 1:
+        rules = sorted({rule for _, rule in events})
+        header = f"*{len(events)} changes* · rules {', '.join(f'`{escape(r)}`' for r in rules)}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": header}})
+    for index, (event, rule) in enumerate(events):
+        if index:
+            blocks.append({"type": "divider"})
+        blocks.extend(event_blocks(event, rule, link_for(link_template, event)))
+    text = fallback_text(events)
+    pages = [blocks[i : i + MAX_BLOCKS] for i in range(0, len(blocks), MAX_BLOCKS)]
+    messages = []
+    for number, raw in enumerate(pages, start=1):
+        page = raw[1:] if raw and raw[0]["type"] == "divider" else raw
+        suffix = f" (part {number}/{len(pages)})" if len(pages) > 1 else ""
+        messages.append({"text": _truncate(text + suffix, MAX_TEXT), "blocks": page})
+    return messages

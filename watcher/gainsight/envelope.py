@@ -1,0 +1,153 @@
+"""Reading Gainsight's reply envelope (pure).
+
+Every read answers ``{"result", "errorCode", "errorDesc", "requestId", "data",
+"message"}``. ``data`` is a bare list (doc samples, Cockpit) or
+``{"records": [...]}`` (production MDA reads). "No rows" has three forms, all
+accepted: 200 with an empty list; ``result: false`` with "No data found for
+given criteria"; HTTP 400 ``GSOBJ_1011``.
+
+``errorDesc`` and ``message`` can echo record values, so they never reach a log
+line or an exception message: errors carry the ``errorCode``, the request id
+and a safe summary chosen here from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.errors import ApiError, MalformedResponseError
+
+NO_ROWS_CODES = frozenset({"GSOBJ_1011"})
+_NO_DATA_TEXT = "no data found"
+
+# Safe, value-free descriptions of the documented codes (gainsight-api.md section 7).
+_SUMMARIES: dict[str, str] = {
+    "GS_APIG_2401": "unauthorized",
+    "GS_APIG_1000": "unknown API route; check gainsight.base_url and the source's path",
+    "GU_1101": "Gainsight internal error",
+    "GSOBJ_1001": "a value is too long",
+    "GSOBJ_1002": "a value is invalid",
+    "GSOBJ_1003": "Gainsight database failure",
+    "GSOBJ_1004": "an id (GSID) is invalid",
+    "GSOBJ_1005": "a DateTime value in the filter has an invalid format",
+    "GSOBJ_1006": "a Date value in the filter has an invalid format",
+    "GSOBJ_1007": "a required value is null",
+    "GSOBJ_1008": "the request failed validation",
+    "GSOBJ_1023": "invalid API path; check the source's path",
+    "GSOBJ_1024": "invalid authorization headers",
+    "COCKPIT_5101": "invalid fields in the select clause; check the source's select",
+    "OBJECT_NOT_FOUND": "the object does not exist in this tenant",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successfully read page of rows."""
+
+    records: list[dict[str, Any]]
+    request_id: str | None
+    no_rows_form: str | None = None  # which empty form was seen, for debugging
+
+
+def header_request_id(headers: Mapping[str, str]) -> str | None:
+    for name in ("x-gs-request-id", "x-request-id"):
+        value = headers.get(name)
+        if value:
+            return value[:100]
+    return None
+
+
+def safe_summary(code: str | None) -> str:
+    if code is None:
+        return "no error code"
+    return _SUMMARIES.get(code, "see Gainsight's error code list")
+
+
+def decode_json(content: bytes, *, what: str, request_id: str | None) -> Any:
+    """Parse the body; anything that is not JSON is a :class:`MalformedResponseError`."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedResponseError(
+            f"{what}: reply is not valid JSON ({len(content)} bytes; truncated or not "
+            "from Gainsight)",
+            request_id=request_id,
+        ) from exc
+
+
+def envelope_request_id(body: Any, fallback: str | None) -> str | None:
+    if isinstance(body, dict):
+        rid = body.get("requestId")
+        if isinstance(rid, str) and rid:
+            return rid[:100]
+    return fallback
+
+
+def is_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("result"), bool)
+
+
+def is_no_rows(body: Mapping[str, Any]) -> bool:
+    """``result: false`` that means "no rows" rather than a failure."""
+    code = body.get("errorCode")
+    if isinstance(code, str) and code in NO_ROWS_CODES:
+        return True
+    desc = body.get("errorDesc")
+    return isinstance(desc, str) and desc.strip().lower().startswith(_NO_DATA_TEXT)
+
+
+def api_error(
+    body: Mapping[str, Any], *, what: str, status: int, request_id: str | None
+) -> ApiError:
+    raw = body.get("errorCode")
+    code = raw[:64] if isinstance(raw, str) and raw else None
+    return ApiError(
+        f"{what}: Gainsight answered result=false (HTTP {status}, errorCode "
+        f"{code or 'none'}: {safe_summary(code)}; request id {request_id or 'none'})",
+        error_code=code,
+        request_id=request_id,
+        status=status,
+    )
+
+
+def read_records(body: Any, *, what: str, status: int, header_id: str | None = None) -> Reply:
+    """Turn a decoded 2xx/4xx body into rows, "no rows", or an error.
+
+    Raises :class:`ApiError` for ``result: false`` (other than "no rows") and
+    :class:`MalformedResponseError` when the body is not the envelope.
+    """
+    request_id = envelope_request_id(body, header_id)
+    if not is_envelope(body):
+        raise MalformedResponseError(
+            f"{what}: reply is JSON but not the Gainsight envelope (no boolean 'result')",
+            request_id=request_id,
+            status=status,
+        )
+    if body["result"] is False:
+        if is_no_rows(body):
+            return Reply([], request_id, "result-false")
+        raise api_error(body, what=what, status=status, request_id=request_id)
+    data = body.get("data")
+    if data is None:
+        return Reply([], request_id, "null-data")
+    rows: Any
+    if isinstance(data, list):
+        rows = data
+    elif isinstance(data, dict) and "records" in data:
+        rows = data["records"]
+        if rows is None:
+            return Reply([], request_id, "null-records")
+    else:
+        raise MalformedResponseError(
+            f"{what}: 'data' is neither a list nor an object with 'records'",
+            request_id=request_id,
+            status=status,
+        )
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise MalformedResponseError(
+            f"{what}: 'records' is not a list of objects", request_id=request_id, status=status
+        )
+    return Reply(rows, request_id, None if rows else "empty-list")

@@ -1,0 +1,156 @@
+"""What the poll engine needs from Gainsight, as a Protocol.
+
+:class:`~watcher.gainsight.GainsightClient` satisfies it; :class:`MemorySource`
+is an in-memory tenant (tests, the benchmark) with the same paging semantics:
+offset pages ordered by key, ``GTE`` on the modified field, ``IN`` on the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from watcher.config import SourceConfig
+from watcher.dates import format_utc, normalize_date, parse_iso
+from watcher.gainsight.budget import Priority
+from watcher.gainsight.query import Condition, Direction
+
+
+class PageLike(Protocol):
+    @property
+    def records(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def calls(self) -> int: ...
+
+
+class DeletedLike(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def deleted_at(self) -> datetime | None: ...
+
+
+class RecordSource(Protocol):
+    """The reads a poll makes (the Gainsight client's signatures)."""
+
+    def iter_pages(
+        self,
+        source: SourceConfig,
+        *,
+        conditions: Sequence[Condition] = (),
+        order_by: Mapping[str, Direction] | None = None,
+        priority: Priority = Priority.LOW,
+    ) -> AsyncIterator[PageLike]: ...
+
+    async def fetch_by_keys(
+        self, source: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
+    ) -> list[dict[str, Any]]: ...
+
+    async def deleted_since(
+        self, source: SourceConfig, since: datetime, *, priority: Priority = Priority.HIGH
+    ) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    records: list[dict[str, Any]]
+    number: int
+    calls: int = 1
+
+
+@dataclass(frozen=True)
+class MemoryDeleted:
+    key: str
+    deleted_at: datetime | None
+
+
+class MemorySource:
+    """An in-memory tenant: ``records`` (key -> record) read with offset paging.
+
+    ``before_page(number)`` runs before each page is cut, so a test can mutate
+    ``records`` between page requests exactly as a live tenant would change.
+    ``page_factory`` lets the benchmark hand out pre-built pages instead.
+    """
+
+    def __init__(
+        self,
+        records: dict[str, dict[str, Any]] | None = None,
+        *,
+        page_size: int = 100,
+        before_page: Callable[[int], None] | None = None,
+        deleted: list[MemoryDeleted] | None = None,
+    ) -> None:
+        self.records: dict[str, dict[str, Any]] = records if records is not None else {}
+        self.page_size = page_size
+        self.before_page = before_page
+        self.deleted = deleted if deleted is not None else []
+        self.calls = 0
+
+    def _matches(self, record: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
+        for cond in conditions:
+            value = record.get(cond.field)
+            if cond.operator == "IN":
+                if str(value) not in {str(v) for v in cond.values}:
+                    return False
+            elif cond.operator == "GTE":
+                since = parse_iso(str(cond.values[0]))
+                text = normalize_date(value, cond.field)
+                when = parse_iso(text) if isinstance(text, str) else None
+                if since is None or when is None or when < since:
+                    return False
+            else:
+                raise NotImplementedError(f"MemorySource cannot filter with {cond.operator}")
+        return True
+
+    async def iter_pages(
+        self,
+        source: SourceConfig,
+        *,
+        conditions: Sequence[Condition] = (),
+        order_by: Mapping[str, Direction] | None = None,
+        priority: Priority = Priority.LOW,
+    ) -> AsyncIterator[MemoryPage]:
+        order = list(order_by or {source.key: "asc"})
+        number = 0
+        while True:
+            number += 1
+            if self.before_page is not None:
+                self.before_page(number)
+            rows = [r for r in self.records.values() if self._matches(r, conditions)]
+            rows.sort(key=lambda r: tuple(_sortable(r.get(f), f) for f in order))
+            start = (number - 1) * self.page_size
+            page = [dict(r) for r in rows[start : start + self.page_size]]
+            self.calls += 1
+            yield MemoryPage(page, number)
+            if len(page) < self.page_size:
+                return
+
+    async def fetch_by_keys(
+        self, source: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
+    ) -> list[dict[str, Any]]:
+        self.calls += max(1, -(-len(keys) // self.page_size))
+        return [dict(self.records[k]) for k in keys if k in self.records]
+
+    async def deleted_since(
+        self, source: SourceConfig, since: datetime, *, priority: Priority = Priority.HIGH
+    ) -> list[MemoryDeleted]:
+        self.calls += 1
+        return [d for d in self.deleted if d.deleted_at is None or d.deleted_at > since]
+
+
+def _sortable(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    normalized = normalize_date(value, field)
+    if isinstance(normalized, str):
+        return normalized
+    if isinstance(normalized, datetime):
+        return format_utc(normalized)
+    return f"{normalized}"

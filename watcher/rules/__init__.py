@@ -1,0 +1,1 @@
+"""Rules: rule-file models, the loader, and the pure matcher (event -> rules -> sinks)."""

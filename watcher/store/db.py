@@ -1,0 +1,225 @@
+"""The SQLite store: connection, versioned migrations, transactions, error translation.
+
+One :class:`~sqlite_utils.Database` is injected (a file in production, a temp file
+in tests). The connection runs in autocommit mode and every write goes through
+:func:`transaction` (``BEGIN IMMEDIATE``; nested calls use savepoints), so the
+unit of atomicity is explicit: a page's snapshot changes, its events and their
+queued deliveries commit together or not at all.
+
+``sqlite3`` errors never leave this package: :func:`translate_errors` turns them
+into :class:`~watcher.errors.StoreError` (``StoreLockedError`` for a busy or
+locked database, ``StoreFullError`` when the disk is full).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from watcher.dates import format_utc
+from watcher.errors import StoreError, StoreFullError, StoreLockedError
+
+Migration = tuple[int, str, tuple[str, ...]]
+
+# Append only: a released migration is never edited, a change is a new version.
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        1,
+        "snapshots, polls, events, deliveries, pauses, source state",
+        (
+            """CREATE TABLE snapshots (
+                source TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fp INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (source, key)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE polls (
+                id TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                trigger TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                pages INTEGER NOT NULL DEFAULT 0,
+                records INTEGER NOT NULL DEFAULT 0,
+                api_calls INTEGER NOT NULL DEFAULT 0,
+                created INTEGER NOT NULL DEFAULT 0,
+                updated INTEGER NOT NULL DEFAULT 0,
+                deleted INTEGER NOT NULL DEFAULT 0,
+                outcome TEXT NOT NULL DEFAULT 'running',
+                error TEXT
+            )""",
+            "CREATE INDEX polls_source_started ON polls (source, started_at)",
+            """CREATE TABLE events (
+                sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                source TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                time TEXT NOT NULL,
+                poll_id TEXT,
+                body TEXT NOT NULL
+            )""",
+            "CREATE INDEX events_source_sequence ON events (source, sequence)",
+            "CREATE INDEX events_time ON events (time)",
+            """CREATE TABLE deliveries (
+                id TEXT PRIMARY KEY,
+                event_sequence INTEGER NOT NULL,
+                event_id TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                sink TEXT NOT NULL,
+                order_key TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL,
+                last_error TEXT,
+                created_at TEXT NOT NULL,
+                delivered_at TEXT
+            )""",
+            "CREATE INDEX deliveries_due ON deliveries (status, sink, next_attempt_at)",
+            "CREATE INDEX deliveries_order ON deliveries (sink, order_key, event_sequence)",
+            """CREATE TABLE pauses (
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                paused_at TEXT NOT NULL,
+                reason TEXT,
+                PRIMARY KEY (kind, name)
+            )""",
+            """CREATE TABLE source_state (
+                source TEXT PRIMARY KEY,
+                baseline_at TEXT,
+                watermark TEXT,
+                delete_log_since TEXT,
+                last_full_at TEXT,
+                held_at TEXT,
+                held_count INTEGER,
+                held_total INTEGER,
+                held_poll_id TEXT
+            )""",
+        ),
+    ),
+)
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn ``sqlite3`` errors raised while doing ``what`` into :class:`StoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise classify(exc, what) from exc
+
+
+def classify(exc: sqlite3.Error, what: str) -> StoreError:
+    text = str(exc).lower()
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text or "database or disk is full" in text:
+        return StoreFullError(f"store: {what}: the disk is full; free space and retry")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text or "busy" in text:
+        return StoreLockedError(
+            f"store: {what}: the database is locked by another process; "
+            "is another watcher writing to it?"
+        )
+    return StoreError(f"store: {what}: {exc}")
+
+
+def open_database(path: str | Path) -> Database:
+    """Open (creating) the SQLite file at ``path`` with the store's pragmas."""
+    p = Path(path)
+    try:
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(p)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"store: cannot open {str(p)!r}: {exc}; check the path") from exc
+    prepare(db)
+    return db
+
+
+def prepare(db: Database) -> None:
+    """Pragmas every connection needs: autocommit driver, WAL, busy timeout."""
+    with translate_errors("configure connection"):
+        conn = db.conn
+        if conn.in_transaction:
+            conn.commit()
+        conn.isolation_level = None
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not db.memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32000")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, what: str = "write") -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a nested call is a savepoint."""
+    with translate_errors(what):
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO SAVEPOINT nested")
+                    conn.execute("RELEASE SAVEPOINT nested")
+                raise
+            conn.execute("RELEASE SAVEPOINT nested")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if _in_transaction(conn):  # an error may already have rolled it back
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _in_transaction(conn: sqlite3.Connection) -> bool:
+    return conn.in_transaction
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    with translate_errors("read schema version"):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(
+    db: Database,
+    now: Callable[[], datetime],
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+) -> int:
+    """Apply every migration newer than the database, each in its own transaction."""
+    prepare(db)
+    conn = db.conn
+    current = schema_version(conn)
+    newest = max((m[0] for m in migrations), default=0)
+    if current > newest:
+        raise StoreError(
+            f"store: the database schema is version {current}, newer than this watcher "
+            f"understands ({newest}); upgrade watcher"
+        )
+    for version, name, statements in migrations:
+        if version <= current:
+            continue
+        with transaction(conn, f"migrate to version {version}"):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, format_utc(now())),
+            )
+        current = version
+    return current

@@ -1,0 +1,432 @@
+"""The store's operations: snapshots, the sweep's seen-set, commits, events, polls, state.
+
+:class:`Store` owns one SQLite connection (not thread-safe; one per task). The
+poll engine reads stored fingerprints page by page, marks the keys it saw in a
+connection-private ``temp`` table (memory stays bounded: SQLite spills it to
+disk), and hands each page's outcome to :meth:`Store.commit`, which writes the
+snapshot changes, the events (with their strictly increasing ``sequence``) and
+one pending ``deliveries`` row per (rule, sink) the injected router returns, in
+one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from watcher.clock import Clock, SystemClock
+from watcher.core.events import with_sequence
+from watcher.core.normalize import Record, canonical_json
+from watcher.dates import format_utc
+from watcher.store.db import migrate, open_database, transaction, translate_errors
+
+Router = Callable[[dict[str, Any]], Sequence[tuple[str, str]]]
+
+# SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
+_CHUNK = 900
+_STATE_COLUMNS = frozenset(
+    {
+        "baseline_at",
+        "watermark",
+        "delete_log_since",
+        "last_full_at",
+        "held_at",
+        "held_count",
+        "held_total",
+        "held_poll_id",
+    }
+)
+
+
+def route_nothing(_event: dict[str, Any]) -> Sequence[tuple[str, str]]:
+    """The default router: events are stored, no delivery is queued."""
+    return ()
+
+
+def delivery_id(event_id: str, rule: str, sink: str) -> str:
+    """Stable id of the delivery of one event for one (rule, sink)."""
+    return hashlib.sha256(f"{event_id}\x00{rule}\x00{sink}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SourceState:
+    source: str
+    baseline_at: str | None = None
+    watermark: str | None = None
+    delete_log_since: str | None = None
+    last_full_at: str | None = None
+    held_at: str | None = None
+    held_count: int | None = None
+    held_total: int | None = None
+    held_poll_id: str | None = None
+
+
+@dataclass
+class PageCommit:
+    """Everything one unit of work changes, committed atomically by :meth:`Store.commit`."""
+
+    writes: list[tuple[str, int, Record]] = field(default_factory=list)  # key, fp, record
+    deletes: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # CloudEvents, no sequence
+    state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
+    poll_id: str | None = None
+    poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    sequence: int
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: str
+    poll_id: str | None
+    body: str
+
+    def cloudevent(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+
+class Store:
+    """Snapshots, events, polls and per-source state in one SQLite database."""
+
+    def __init__(
+        self, db: Database, *, clock: Clock | None = None, router: Router | None = None
+    ) -> None:
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.router: Router = router or route_nothing
+        migrate(db, self.clock.now)
+        self.conn: sqlite3.Connection = db.conn
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, clock: Clock | None = None, router: Router | None = None
+    ) -> Store:
+        return cls(open_database(path), clock=clock, router=router)
+
+    def close(self) -> None:
+        with translate_errors("close"):
+            self.conn.close()
+
+    # -- snapshots ---------------------------------------------------------------
+
+    def count_snapshots(self, source: str) -> int:
+        with translate_errors("count snapshots"):
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM snapshots WHERE source = ?", (source,)
+            ).fetchone()
+        return int(row[0])
+
+    def fingerprints(self, source: str, keys: Sequence[str]) -> dict[str, int]:
+        """Stored fingerprint of each of ``keys`` that has a snapshot."""
+        out: dict[str, int] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                out.update(
+                    self.conn.execute(
+                        f"SELECT key, fp FROM snapshots WHERE source = ? AND key IN ({marks})",  # noqa: S608 - only placeholders are interpolated
+                        (source, *chunk),
+                    )
+                )
+        return out
+
+    def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
+        """Stored record of each of ``keys`` that has a snapshot."""
+        out: dict[str, Record] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, body in self.conn.execute(
+                    f"SELECT key, body FROM snapshots WHERE source = ? AND key IN ({marks})",  # noqa: S608 - only placeholders are interpolated
+                    (source, *chunk),
+                ):
+                    out[key] = json.loads(body)
+        return out
+
+    def iter_snapshots(self, source: str) -> Iterator[tuple[str, Record]]:
+        """Every stored (key, record) of ``source`` in key order (tests, small sources)."""
+        with translate_errors("read snapshots"):
+            rows = self.conn.execute(
+                "SELECT key, body FROM snapshots WHERE source = ? ORDER BY key", (source,)
+            ).fetchall()
+        for key, body in rows:
+            yield key, json.loads(body)
+
+    # -- the sweep's seen-set (connection-private temp tables) --------------------
+
+    def seen_reset(self) -> None:
+        with translate_errors("prepare sweep"):
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY)")
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS missing (n INTEGER PRIMARY KEY, key TEXT NOT NULL)"
+            )
+            self.conn.execute("DELETE FROM temp.seen")
+            self.conn.execute("DELETE FROM temp.missing")
+
+    def seen_add(self, keys: Iterable[str]) -> None:
+        with translate_errors("mark seen keys"):
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO temp.seen (key) VALUES (?)", ((k,) for k in keys)
+            )
+
+    def missing_collect(self, source: str) -> int:
+        """Store the keys with a snapshot that the sweep did not see; return how many."""
+        with translate_errors("find missing keys"):
+            self.conn.execute("DELETE FROM temp.missing")
+            cur = self.conn.execute(
+                "INSERT INTO temp.missing (key) SELECT s.key FROM snapshots s "
+                "WHERE s.source = ? AND NOT EXISTS (SELECT 1 FROM temp.seen t WHERE t.key = s.key) "
+                "ORDER BY s.key",
+                (source,),
+            )
+        return int(cur.rowcount)
+
+    def missing_batches(self, size: int) -> Iterator[list[str]]:
+        """The collected missing keys, ``size`` at a time (bounded memory)."""
+        last = 0
+        while True:
+            with translate_errors("read missing keys"):
+                rows = self.conn.execute(
+                    "SELECT n, key FROM temp.missing WHERE n > ? ORDER BY n LIMIT ?", (last, size)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[1] for r in rows]
+
+    def seen_clear(self) -> None:
+        with translate_errors("finish sweep"):
+            self.conn.execute("DROP TABLE IF EXISTS temp.seen")
+            self.conn.execute("DROP TABLE IF EXISTS temp.missing")
+
+    # -- commits ---------------------------------------------------------------
+
+    def commit(self, source: str, page: PageCommit) -> list[dict[str, Any]]:
+        """Write ``page`` atomically; return its events as stored (with ``sequence``)."""
+        now = format_utc(self.clock.now())
+        conn = self.conn
+        committed: list[dict[str, Any]] = []
+        with transaction(conn, f"commit changes of source {source!r}"):
+            if page.writes:
+                conn.executemany(
+                    "INSERT INTO snapshots (source, key, fp, body, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
+                    "fp = excluded.fp, body = excluded.body, updated_at = excluded.updated_at",
+                    ((source, key, fp, canonical_json(rec), now) for key, fp, rec in page.writes),
+                )
+            if page.deletes:
+                conn.executemany(
+                    "DELETE FROM snapshots WHERE source = ? AND key = ?",
+                    ((source, key) for key in page.deletes),
+                )
+            if page.events:
+                committed = self._insert_events(source, page.events, page.poll_id, now)
+            if page.state:
+                self._set_state(source, page.state)
+            if page.poll_id and page.poll_counts:
+                self._add_poll_counts(page.poll_id, page.poll_counts)
+        return committed
+
+    def _insert_events(
+        self, source: str, events: list[dict[str, Any]], poll_id: str | None, now: str
+    ) -> list[dict[str, Any]]:
+        conn = self.conn
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        seq = int(row[0]) if row else 0
+        epoch_now = self.clock.now().timestamp()
+        out: list[dict[str, Any]] = []
+        for event in events:
+            seq += 1
+            full = with_sequence(event, seq)
+            conn.execute(
+                "INSERT INTO events (sequence, id, type, source, subject, time, poll_id, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    full["id"],
+                    full["type"],
+                    source,
+                    full["subject"],
+                    full["time"],
+                    poll_id,
+                    json.dumps(full, ensure_ascii=False),
+                ),
+            )
+            order_key = f"{source}:{full['subject']}"
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (id, event_sequence, event_id, rule, sink, "
+                "order_key, status, attempts, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                (
+                    (
+                        delivery_id(full["id"], rule, sink),
+                        seq,
+                        full["id"],
+                        rule,
+                        sink,
+                        order_key,
+                        epoch_now,
+                        now,
+                    )
+                    for rule, sink in self.router(full)
+                ),
+            )
+            out.append(full)
+        return out
+
+    # -- events ----------------------------------------------------------------
+
+    def list_events(
+        self,
+        *,
+        source: str | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[StoredEvent]:
+        """Events in sequence order; ``newest`` takes the last ``limit`` instead of the first.
+
+        ``type`` is a full type (``gainsight.company.updated``) or a change
+        (``updated``, ``delete_held``) matched against the type's last part.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if source:
+            where.append("source = ?")
+            args.append(source)
+        if type:
+            if "." in type:
+                where.append("type = ?")
+                args.append(type)
+            else:
+                where.append("type LIKE ?")
+                args.append(f"%.{type}")
+        if since:
+            where.append("time >= ?")
+            args.append(since)
+        if after is not None:
+            where.append("sequence > ?")
+            args.append(after)
+        sql = "SELECT sequence, id, type, source, subject, time, poll_id, body FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY sequence DESC" if newest else " ORDER BY sequence"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with translate_errors("read events"):
+            rows = self.conn.execute(sql, args).fetchall()
+        events = [StoredEvent(*row) for row in rows]
+        if newest:
+            events.reverse()
+        return events
+
+    def get_event(self, ident: str) -> StoredEvent | None:
+        """One event by id, or by sequence number when ``ident`` is all digits."""
+        sql = "SELECT sequence, id, type, source, subject, time, poll_id, body FROM events WHERE "
+        with translate_errors("read event"):
+            if ident.isdigit():
+                row = self.conn.execute(sql + "sequence = ?", (int(ident),)).fetchone()
+            else:
+                row = self.conn.execute(sql + "id = ?", (ident,)).fetchone()
+        return StoredEvent(*row) if row else None
+
+    # -- polls -----------------------------------------------------------------
+
+    def start_poll(self, poll_id: str, source: str, mode: str, trigger: str) -> None:
+        with transaction(self.conn, "record poll start"):
+            self.conn.execute(
+                "INSERT INTO polls (id, source, mode, trigger, started_at) VALUES (?, ?, ?, ?, ?)",
+                (poll_id, source, mode, trigger, format_utc(self.clock.now())),
+            )
+
+    def _add_poll_counts(self, poll_id: str, counts: Mapping[str, int]) -> None:
+        allowed = {"pages", "records", "api_calls", "created", "updated", "deleted"}
+        sets = ", ".join(f"{name} = {name} + ?" for name in counts if name in allowed)
+        values = [v for name, v in counts.items() if name in allowed]
+        if sets:
+            self.conn.execute(f"UPDATE polls SET {sets} WHERE id = ?", (*values, poll_id))  # noqa: S608 - column names come from a fixed allow-list
+
+    def finish_poll(
+        self,
+        poll_id: str,
+        *,
+        outcome: str,
+        error: str | None = None,
+        counts: Mapping[str, int] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        allowed = ("pages", "records", "api_calls", "created", "updated", "deleted")
+        with transaction(self.conn, "record poll end"):
+            for name, value in (counts or {}).items():
+                if name in allowed:
+                    self.conn.execute(f"UPDATE polls SET {name} = ? WHERE id = ?", (value, poll_id))  # noqa: S608 - allow-listed column
+            self.conn.execute(
+                "UPDATE polls SET finished_at = ?, outcome = ?, error = ?, "
+                "mode = COALESCE(?, mode) WHERE id = ?",
+                (format_utc(self.clock.now()), outcome, error, mode, poll_id),
+            )
+
+    def polls(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM polls"
+        args: list[Any] = []
+        if source:
+            sql += " WHERE source = ?"
+            args.append(source)
+        sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        with translate_errors("read polls"):
+            cur = self.conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def mark_interrupted(self, source: str | None = None) -> int:
+        """Close poll rows left ``running`` by a process that died (call at start-up)."""
+        sql = "UPDATE polls SET outcome = 'interrupted', finished_at = ? WHERE outcome = 'running'"
+        args: list[Any] = [format_utc(self.clock.now())]
+        if source:
+            sql += " AND source = ?"
+            args.append(source)
+        with transaction(self.conn, "close interrupted polls"):
+            return int(self.conn.execute(sql, args).rowcount)
+
+    # -- per-source state ------------------------------------------------------
+
+    def state(self, source: str) -> SourceState:
+        with translate_errors("read source state"):
+            cur = self.conn.execute("SELECT * FROM source_state WHERE source = ?", (source,))
+            row = cur.fetchone()
+            if row is None:
+                return SourceState(source)
+            names = [d[0] for d in cur.description]
+        return SourceState(**dict(zip(names, row, strict=True)))
+
+    def set_state(self, source: str, **values: Any) -> None:
+        with transaction(self.conn, "write source state"):
+            self._set_state(source, values)
+
+    def _set_state(self, source: str, values: Mapping[str, Any]) -> None:
+        unknown = set(values) - _STATE_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown source_state columns: {sorted(unknown)}")
+        self.conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
+        sets = ", ".join(f"{name} = ?" for name in values)
+        self.conn.execute(
+            f"UPDATE source_state SET {sets} WHERE source = ?",  # noqa: S608 - allow-listed columns
+            (*values.values(), source),
+        )
