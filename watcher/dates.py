@@ -9,6 +9,7 @@ bare date (CTA ``DueDate``). One canonical form makes them comparable:
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,9 +61,48 @@ def to_epoch_ms(value: datetime) -> int:
     return int((value - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
 
 
+_DATE_FIELD_CACHE: dict[str, bool] = {}
+
+
 def looks_like_date_field(name: str) -> bool:
     """Field names whose numbers are epoch milliseconds (``RenewalDate``, ``DeletedOn``)."""
-    return bool(_DATE_NAME.search(name.rsplit(".", 1)[-1]))
+    known = _DATE_FIELD_CACHE.get(name)
+    if known is None:
+        known = bool(_DATE_NAME.search(name.rsplit(".", 1)[-1]))
+        if len(_DATE_FIELD_CACHE) < 10_000:  # field names are few; bound it anyway
+            _DATE_FIELD_CACHE[name] = known
+    return known
+
+
+def _canonical_shape(text: str) -> bool:
+    """Already ``YYYY-MM-DDTHH:MM:SS.fffZ`` (parsing would give the same text back)."""
+    return (
+        len(text) == 24
+        and text[0] in "12"
+        and text[10] == "T"
+        and text[19] == "."
+        and text[23] == "Z"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+    )
+
+
+_EPOCH_TEXT: dict[int, str] = {}  # DATE fields repeat the same midnights endlessly
+
+
+def _format_epoch_ms(ms: int) -> str:
+    text = _EPOCH_TEXT.get(ms)
+    if text is None:
+        seconds, millis = divmod(ms, 1000)
+        t = time.gmtime(seconds)
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+        )
+        if len(_EPOCH_TEXT) >= 65_536:
+            _EPOCH_TEXT.clear()
+        _EPOCH_TEXT[ms] = text
+    return text
 
 
 def normalize_date(value: Any, field: str = "") -> Any:
@@ -72,8 +112,18 @@ def normalize_date(value: Any, field: str = "") -> Any:
     field name says it is a date and the number is a plausible epoch-ms instant.
     """
     if isinstance(value, str):
+        # Fast exits (a sweep normalizes millions of values): text that cannot match
+        # the ISO pattern, and text already in canonical form, come back unchanged.
+        first = value[:1]
+        if not first.isdigit():
+            if not first.isspace():
+                return value
+        elif len(value) < 10 or value[4] != "-" or _canonical_shape(value):
+            return value
         parsed = parse_iso(value)
         return format_utc(parsed) if parsed is not None else value
+    if type(value) is int and field and looks_like_date_field(field):
+        return _format_epoch_ms(value) if _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX else value
     if (
         isinstance(value, int | float)
         and not isinstance(value, bool)

@@ -197,11 +197,14 @@ def test_jobs_for_reads_every_cron_zone_and_jitter_from_config() -> None:
 
 
 def test_jobs_for_with_a_fast_interval_replaces_the_incremental_or_full_cron() -> None:
-    """The demo's fixed interval drives incrementals (or full sweeps without them)."""
+    """The demo's fixed interval drives incremental and delete-log polls (or full
+    sweeps for a source with neither); the other crons stay."""
     jobs = jobs_for(CONFIG, every_s=5)
-    fast = [j for j in jobs if j.every_s is not None]
-    assert [(j.source, j.mode) for j in fast] == [("companies", "incremental"), ("ctas", "full")]
-    assert len(jobs) == 4
+    fast = [(j.source, j.mode) for j in jobs if j.every_s == 5]
+    assert fast == [("companies", "incremental"), ("companies", "delete_log"), ("ctas", "full")]
+    assert [(j.source, j.mode, j.cron) for j in jobs if j.every_s is None] == [
+        ("companies", "full", "0 */6 * * *")
+    ]
 
 
 def test_reschedule_uses_persisted_starts() -> None:

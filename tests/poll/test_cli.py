@@ -7,10 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from watcher.cli import main
 from watcher.sim.schema import COMPANY
 from watcher.testing.sim import RunningSim, running_sim
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures structlog for its process; undo it after each test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

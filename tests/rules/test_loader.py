@@ -52,7 +52,8 @@ def test_shipped_example_rules_load_against_the_documented_config() -> None:
         "company-deleted",
     }
     arr = ruleset.get("arr-drop")
-    assert arr is not None and arr.when[0].decreased_by_pct == 10
+    assert arr is not None
+    assert arr.when[0].decreased_by_pct == 10
     assert ruleset.origins["arr-drop"].endswith("companies.toml")
 
 
@@ -159,5 +160,6 @@ def test_digest_shorthand_and_toml_dates(tmp_path: Path) -> None:
         'when = [{ field = "RenewalDate", lt = 2027-01-01 }]\n',
     )
     (rule,) = load_rules(config(), base_dir=tmp_path)
-    assert rule.digest is not None and rule.digest.window_seconds == 900
+    assert rule.digest is not None
+    assert rule.digest.window_seconds == 900
     assert rule.when[0].lt == "2027-01-01T00:00:00.000Z"

@@ -164,18 +164,17 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=32),
     st.text(max_size=5),
 )
-numbers = st.one_of(
-    st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6, allow_nan=False, width=32)
-)
+numbers = st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6, allow_nan=False, width=32))
 
 
 @given(old=scalars, new=scalars, t=numbers)
 def test_no_change_crosses_a_threshold_both_ways(old: Any, new: Any, t: float) -> None:
     """crosses_below and crosses_above are exclusive for any one change."""
     ev = updated("Arr", old, new)
-    assert not (holds({"field": "Arr", "crosses_below": t}, ev) and holds(
-        {"field": "Arr", "crosses_above": t}, ev
-    ))
+    assert not (
+        holds({"field": "Arr", "crosses_below": t}, ev)
+        and holds({"field": "Arr", "crosses_above": t}, ev)
+    )
 
 
 @given(old=numbers, new=numbers, t=numbers)
@@ -201,7 +200,11 @@ def test_percentage_thresholds_are_monotonic(old: float, new: float, p: float, q
 def test_not_negates_and_single_any_is_identity(old: Any, new: Any, operand: Any) -> None:
     """not {c} == !c, any [c] == c, eq and ne are complements; nothing raises."""
     ev = updated("F", old, new)
-    for c in ({"field": "F", "eq": operand}, {"field": "F", "gt": 0}, {"field": "F", "changed": True}):
+    for c in (
+        {"field": "F", "eq": operand},
+        {"field": "F", "gt": 0},
+        {"field": "F", "changed": True},
+    ):
         base = holds(c, ev)
         assert holds({"not": c}, ev) is (not base)
         assert holds({"any": [c]}, ev) is base

@@ -138,3 +138,44 @@ def test_argument_validation() -> None:
     from watcher.cli import main
 
     assert main(["sim", "--mutations-per-min", "-5"]) == 2
+
+
+def test_in_process_run_answers_and_stops_on_sigterm(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watcher sim` in this process: it serves, and SIGTERM ends it with exit code 0."""
+    import socket
+    import threading
+
+    from watcher.cli import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    answered: list[int] = []
+
+    def poke() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                reply = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/data/objects/query/Company",
+                    json={"select": ["Gsid"], "limit": 2},
+                    headers={"Accesskey": "cli-key"},
+                )
+            except httpx.TransportError:
+                time.sleep(0.02)  # the server in this process is still starting
+                continue
+            answered.append(len(reply.json()["data"]["records"]))
+            break
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=poke)
+    thread.start()
+    code = main(["sim", "--port", str(port), "--companies", "3", "--access-key", "cli-key",
+                 "--mutations-per-min", "1"])  # fmt: skip
+    thread.join()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert answered == [2]
+    assert "access key from --access-key" in out
+    assert "cli-key" not in out
+    assert "watcher sim: stopped" in out

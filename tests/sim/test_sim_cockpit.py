@@ -187,3 +187,9 @@ def test_deleted_ctas_on_both_routes(api: Api) -> None:
         body = reply.json()
         assert [r["Gsid"] for r in body["data"]] == gone
         assert (body["pageSize"], body["currentPageNum"]) == (100, 1)
+
+
+def test_goals_route_ignores_the_deleted_cta_switch(api: Api) -> None:
+    api.sim.tenant.delete("call_to_action")
+    rows = api.ctas({"pageSize": 100, "includeonlyDeletedRecords": True}, path=GOALS)
+    assert [r["Gsid"] for r in rows] == api.sim.tenant.keys("cs_goal")

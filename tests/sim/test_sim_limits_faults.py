@@ -102,6 +102,14 @@ def test_scripted_faults_apply_in_order(api: Api) -> None:
     assert api.sim.tenant.faults.script == []
 
 
+def test_short_page_is_valid_json_with_half_the_rows(api: Api) -> None:
+    """The undetectable fault: a successful page that is silently short."""
+    api.sim.tenant.faults.script = ["short"]
+    rows = api.records("Company", {"select": ["Gsid"], "limit": 40})
+    assert [r["Gsid"] for r in rows] == api.sim.tenant.keys("Company")[:20]
+    assert len(api.records("Company", {"select": ["Gsid"], "limit": 40})) == 40
+
+
 def test_fault_rates_are_seeded_and_roughly_right(make_api: Callable[..., Api]) -> None:
     runs = []
     for _ in range(2):
@@ -109,6 +117,34 @@ def test_fault_rates_are_seeded_and_roughly_right(make_api: Callable[..., Api]) 
         runs.append(statuses(api, 60))
     assert runs[0] == runs[1]  # same seed, same faults
     assert 8 <= runs[0].count(500) <= 30
+
+
+@pytest.mark.parametrize(
+    ("rate", "status", "parses"),
+    [
+        ("error_rate", 500, True),
+        ("malformed_rate", 200, False),
+        ("truncated_rate", 200, False),
+        ("result_false_rate", 200, True),
+        ("short_page_rate", 200, True),
+    ],
+)
+def test_each_fault_rate_at_one_always_fires(
+    make_api: Callable[..., Api], rate: str, status: int, parses: bool
+) -> None:
+    api = make_api(companies=10, **{rate: 1.0})
+    reply = api.query("Company", {"select": ["Gsid"], "limit": 10})
+    assert reply.status_code == status
+    try:
+        body = json.loads(reply.content)
+    except json.JSONDecodeError:
+        body = None
+    assert (body is not None) is parses
+    if rate == "short_page_rate":
+        assert body is not None
+        assert len(body["data"]["records"]) == 5
+    elif rate != "malformed_rate" and body is not None:
+        assert body["result"] is False
 
 
 def test_added_latency(make_api: Callable[..., Api]) -> None:

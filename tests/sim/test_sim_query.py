@@ -391,3 +391,12 @@ def test_filtered_query_reflects_mutations_immediately(api: Api) -> None:
     key = api.sim.tenant.keys("Company")[7]
     api.sim.tenant.update("Company", key, {"Name": "Renamed-Company"})
     assert gsids(api, body) == [key]
+
+
+def test_per_field_date_mode_overrides_the_object_mode(api: Api) -> None:
+    """E.g. Company ModifiedDate as ISO (like Estuary sees it) while RenewalDate stays epoch."""
+    api.sim.tenant.options.date_field_modes = {"company.modifieddate": "iso"}
+    row = api.records("Company", {"select": ["RenewalDate", "ModifiedDate"], "limit": 1})[0]
+    assert isinstance(row["RenewalDate"], int)
+    assert isinstance(row["ModifiedDate"], str)
+    assert row["ModifiedDate"].endswith("Z")

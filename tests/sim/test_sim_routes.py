@@ -165,3 +165,11 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
     c = Tenant(companies=30, seed=6, clock=clock)
     assert a.keys("Company") == b.keys("Company") != c.keys("Company")
     assert a.get("Company", a.keys("Company")[0]) == b.get("Company", b.keys("Company")[0])
+
+
+def test_an_internal_error_still_answers_with_the_envelope(api: Api) -> None:
+    """A simulator bug (here: a broken goals path setting) is a 500 GU_1101 envelope."""
+    api.sim.tenant.options.goals_path = None  # type: ignore[assignment]
+    reply = api.post("/v2/cockpit/nothing", {})
+    assert reply.status_code == 500
+    assert assert_envelope(reply)["errorCode"] == "GU_1101"

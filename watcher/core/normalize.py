@@ -11,8 +11,8 @@ any order. :func:`normalize_record` maps every spelling to one canonical form:
   canonical JSON of equal numbers is equal text;
 - nested objects are normalized recursively; lists keep their order.
 
-:func:`fingerprint` hashes the canonical JSON of a record: equal records have
-equal fingerprints, whatever spelling they arrived in. Normalization is
+:func:`fingerprint` hashes a normalized record, a fast path that lets unchanged
+records skip the field-by-field comparison. Normalization is
 idempotent: ``normalize_record(normalize_record(r)) == normalize_record(r)``.
 """
 
@@ -80,7 +80,17 @@ def normalize_value(value: Any, field: str = "") -> Any:
 
 def normalize_record(record: Mapping[str, Any]) -> Record:
     """Canonical form of a flat record (keys as Gainsight sent them)."""
-    return {k: normalize_value(v, k) for k, v in record.items()}
+    out: Record = {}
+    for name, raw in record.items():
+        kind = type(raw)
+        # Inline fast paths for the common scalar types; normalize_value does the rest.
+        if kind is str:
+            out[name] = _string(raw) if raw[4:5] == "-" and raw[:1].isdigit() else raw
+        elif kind is int or kind is bool or raw is None:
+            out[name] = normalize_value(raw, name) if kind is int and _is_date_field(name) else raw
+        else:
+            out[name] = normalize_value(raw, name)
+    return out
 
 
 def canonical_json(value: Any) -> str:
@@ -89,8 +99,14 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(record: Mapping[str, Any]) -> int:
-    """A signed 64-bit hash of an already normalized record (fits an SQLite INTEGER)."""
-    digest = hashlib.blake2b(canonical_json(record).encode("utf-8"), digest_size=8).digest()
+    """A signed 64-bit hash of an already normalized record (fits an SQLite INTEGER).
+
+    Equal records with their fields in the same order have equal fingerprints. It is
+    only a fast path: a different fingerprint makes the caller compare the records
+    field by field (:func:`watcher.core.diff.compare`), so a different field order,
+    or a future change of this function, costs a comparison, never a false change.
+    """
+    digest = hashlib.blake2b(repr(record).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

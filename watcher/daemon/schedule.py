@@ -71,15 +71,20 @@ def jobs_for_source(source: SourceConfig) -> list[Job]:
 
 
 def jobs_for(config: WatcherConfig, *, every_s: float | None = None) -> list[Job]:
-    """Every job of every source; ``every_s`` adds a fixed-interval fast trigger per
-    source (incremental when configured, else full) for the demo."""
+    """Every job of every source.
+
+    ``every_s`` (the demo: cron has minute granularity) runs the incremental and
+    delete-log polls of each source every ``every_s`` seconds instead of on their
+    cron - or the full sweep, for a source with neither.
+    """
     jobs: list[Job] = []
     for source in config.sources:
         own = jobs_for_source(source)
         if every_s is not None:
-            fast: Mode = "incremental" if source.incremental else "full"
-            own = [j for j in own if j.mode != fast]
-            own.append(Job(source.name, fast, every_s=every_s, jitter_s=0.0))
+            fast = {j.mode for j in own} & {"incremental", "delete_log"} or {"full"}
+            own = [
+                Job(source.name, j.mode, every_s=every_s) if j.mode in fast else j for j in own
+            ]
         jobs.extend(own)
     return jobs
 

@@ -53,6 +53,7 @@ from watcher.rules.models import Rule
 from watcher.store.outbox import DeliveryRow, Outbox
 
 JITTER = 0.1
+DUE_SLACK = 0.001  # a row due within 1 ms counts as due (clocks keep microseconds only)
 MAX_RETRY_AFTER = 24 * 3600.0
 _DEFAULT_DELAYS = tuple(parse_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
 
@@ -187,7 +188,9 @@ class Dispatcher:
                         state.inflight_rules[(row.rule, row.order_key)] -= 1
                         state.inflight_rules[(row.rule, "")] -= 1
                     task.result()
-        finally:
+        finally:  # cancelled (shutdown, crash test): in-flight attempts stop, rows stay pending
+            for task in state.tasks:
+                task.cancel()
             if state.tasks:
                 await asyncio.gather(*state.tasks, return_exceptions=True)
 
@@ -208,7 +211,7 @@ class Dispatcher:
         if capacity <= 0:
             return [], None
         now_dt = self.clock.now()
-        now = now_dt.timestamp()
+        now = now_dt.timestamp() + DUE_SLACK
         rows = self.outbox.pending_window(name, exclude_rules=paused_rules, limit=self.window)
         blocked = set(state.busy_keys)
         singles: list[DeliveryRow] = []

@@ -12,7 +12,11 @@ from watcher.gainsight.client import (
     Page,
     PingResult,
 )
-from watcher.gainsight.connect import budget_from_config, check_connection, open_client
+from watcher.gainsight.connect import (
+    budget_from_config,
+    check_connection,
+    open_client,
+)
 from watcher.gainsight.query import Condition, keys_in, modified_since
 
 __all__ = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,12 +42,6 @@ async def open_client(
     """
     gs = config.gainsight
     key = resolve_secret(gs.access_key, environ=environ, base_dir=base_dir)
-    if transport is None:
-        # httpcore writes request headers and body separately; NODELAY keeps Nagle from
-        # holding the body back until the server acknowledges the headers.
-        transport = httpx.AsyncHTTPTransport(
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
     async with httpx.AsyncClient(
         timeout=httpx.Timeout(gs.timeout_s, connect=min(gs.timeout_s, 10.0)),
         follow_redirects=False,

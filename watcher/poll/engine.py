@@ -52,7 +52,7 @@ from watcher.clock import Clock, SystemClock
 from watcher.config import SourceConfig
 from watcher.core.diff import Change, Touch, compare, record_key
 from watcher.core.events import change_event, delete_held_event, uuid7
-from watcher.core.normalize import Record, fingerprint, normalize_record
+from watcher.core.normalize import Record, fingerprint, normalize_record, normalize_value
 from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
@@ -241,23 +241,37 @@ class Poller:
 
     # -- shared: one batch of records -> one commit --------------------------------
 
-    def _process(self, sweep: _Sweep, records: Sequence[Record]) -> PageCommit:
-        """Compare ``records`` with the stored state; build the commit (not yet written)."""
+    def _process(
+        self, sweep: _Sweep, records: Sequence[Record], *, mark_seen: bool = False
+    ) -> PageCommit:
+        """Compare ``records`` with the stored state; build the commit (not yet written).
+
+        The fast path: the fingerprint of each record *as received* is compared with
+        the stored one, so an unchanged record costs a hash and an index lookup.
+        Only records whose fingerprint differs are normalized and compared field by
+        field (a different spelling of the same values then refreshes the snapshot
+        silently).
+        """
         source = sweep.source
         result = sweep.result
         page = PageCommit(poll_id=result.poll_id)
         fresh: dict[str, Record] = {}
+        prints: dict[str, int] = {}
         modified = source.modified_field
         top = sweep.max_modified
         for raw in records:
-            norm = normalize_record(raw)
-            fresh[record_key(norm, source.key)] = norm
-            stamp = norm.get(modified)
-            if isinstance(stamp, str) and (top is None or stamp > top):
+            key = record_key(raw, source.key)
+            fresh[key] = raw
+            prints[key] = fingerprint(raw)
+            stamp = raw.get(modified)
+            if stamp is not None and type(stamp) is not str:
+                stamp = normalize_value(stamp, modified)
+            if type(stamp) is str and (top is None or stamp > top):
                 top = stamp
         sweep.max_modified = top
         keys = list(fresh)
-        prints = {k: fingerprint(r) for k, r in fresh.items()}
+        if mark_seen:
+            page.seen = keys
         stored = self.store.fingerprints(source.name, keys)
         changed = [k for k in keys if stored.get(k) != prints[k]]
         if not changed:
@@ -265,7 +279,7 @@ class Poller:
         befores = self.store.records(source.name, [k for k in changed if k in stored])
         now = self.clock.now()
         for key in changed:
-            after = fresh[key]
+            after = normalize_record(fresh[key])
             outcome = compare(key, befores.get(key), after, source.ignore_fields)
             page.writes.append((key, prints[key], after))
             if isinstance(outcome, Change):
@@ -296,6 +310,8 @@ class Poller:
 
     def _commit(self, sweep: _Sweep, page: PageCommit) -> None:
         if sweep.result.dry_run:
+            if page.seen:
+                self.store.seen_add(page.seen)
             return
         committed = self.store.commit(sweep.source.name, page)
         room = sweep.keep_events - len(sweep.result.events)
@@ -320,9 +336,8 @@ class Poller:
                 result.records += len(fetched.records)
                 result.api_calls += fetched.calls
                 self.hook("page_fetched")
-                page = self._process(sweep, fetched.records)
+                page = self._process(sweep, fetched.records, mark_seen=True)
                 page.poll_counts = {"pages": 1, "records": len(fetched.records)}
-                self.store.seen_add(record_key(r, source.key) for r in fetched.records)
                 self._commit(sweep, page)
                 self.hook("page_committed")
                 if progress is not None:
@@ -400,9 +415,7 @@ class Poller:
             result.api_calls += max(1, -(-len(batch) // source.effective_page_size))
             if found:
                 result.reappeared += len(found)
-                page = self._process(sweep, found)
-                self._commit(sweep, page)
-                self.store.seen_add(record_key(r, source.key) for r in found)
+                self._commit(sweep, self._process(sweep, found, mark_seen=True))
         confirmed = self.store.missing_collect(source.name)
         if not confirmed:
             self._clear_hold(sweep)

@@ -37,7 +37,7 @@ _MDA = re.compile(r"^/v1/data/objects/query/([A-Za-z0-9_]+)/?$")
 _CTA_LIST = "/v2/cockpit/cta/list"
 _CTA_DELETED = "/v2/cockpit/cta/deleted/list"
 _OBJECTS_LIST = "/v1/meta/services/objects/list"
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 log = logging.getLogger("watcher.sim")
 
 
@@ -51,7 +51,7 @@ def create_app(tenant: Tenant, access_key: str) -> Starlette:
         request_id = new_request_id()
         try:
             return await handle(request, request_id)
-        except Exception:  # noqa: BLE001  # the one boundary: a sim bug still gets the envelope
+        except Exception:  # the one boundary: a sim bug still gets the envelope
             log.exception("simulated tenant failed on %s %s", request.method, request.url.path)
             return error_response(request_id, 500, "GU_1101", "Oops, something went wrong")
 
@@ -108,7 +108,7 @@ def create_app(tenant: Tenant, access_key: str) -> Starlette:
                 )
             body = parsed
         try:
-            reply = _serve(tenant, kind, object_name, body, request_id)
+            reply = _serve(tenant, kind, object_name, body, request_id, short=fault == "short")
         except QueryError as exc:
             return error_response(
                 request_id, exc.status, exc.code, exc.desc, data=exc.data, headers=headers
@@ -150,6 +150,7 @@ def _pick_fault(tenant: Tenant) -> FaultKind | None:
             ("error", faults.error_rate),
             ("malformed", faults.malformed_rate),
             ("truncated", faults.truncated_rate),
+            ("short", faults.short_page_rate),
             ("result_false", faults.result_false_rate),
         ):
             if rate > 0 and rng.random() < rate:
@@ -165,7 +166,13 @@ def _rate_headers(tenant: Tenant) -> dict[str, str]:
 
 
 def _serve(
-    tenant: Tenant, kind: str, object_name: str, body: dict[str, Any], request_id: str
+    tenant: Tenant,
+    kind: str,
+    object_name: str,
+    body: dict[str, Any],
+    request_id: str,
+    *,
+    short: bool = False,
 ) -> dict[str, Any] | Response:
     if kind == "objects":
         objects = [{"objectName": name, "label": name} for name in SCHEMAS]
@@ -180,11 +187,11 @@ def _serve(
             canonical = tenant.object_name(object_name)
             if canonical is None:
                 raise QueryError(400, "OBJECT_NOT_FOUND", "Requested object not found.")
-            mode = tenant.options.date_mode(canonical)
-            page: Page = mda_query(tenant, canonical, body, mode)
+            page: Page = mda_query(tenant, canonical, body)
         else:
-            mode = tenant.options.date_mode(object_name)
-            page = cockpit_query(tenant, object_name, body, mode, deleted=kind == "cockpit_deleted")
+            page = cockpit_query(tenant, object_name, body, deleted=kind == "cockpit_deleted")
+    if short:
+        page = Page(page.rows[: len(page.rows) // 2])
     if not page.rows:
         form = tenant.options.empty_form
         if form == "result_false":
@@ -200,7 +207,9 @@ def _serve(
         data: Any = {"records": page.rows} if tenant.options.data_shape == "records" else page.rows
         return envelope(request_id, data)
     extra = None
-    if kind == "cockpit_deleted" or body.get("includeonlyDeletedRecords") is True:
+    if kind == "cockpit_deleted" or (
+        object_name == CTA and body.get("includeonlyDeletedRecords") is True
+    ):
         extra = {"pageSize": body.get("pageSize", 100), "currentPageNum": body.get("pageNumber", 1)}
     return envelope(request_id, page.rows, extra=extra)
 

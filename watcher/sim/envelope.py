@@ -49,7 +49,7 @@ def json_response(
 def raw_response(
     request_id: str, content: bytes, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    all_headers = {"x-gs-request-id": request_id, **(headers or {})}
+    all_headers = {"x-gs-request-id": request_id, "x-request-id": request_id, **(headers or {})}
     return Response(content, status_code=status, media_type="application/json", headers=all_headers)
 
 

@@ -14,7 +14,7 @@ DateMode = Literal["epoch_ms", "iso"]
 EmptyForm = Literal["empty", "result_false", "gsobj_1011"]
 DataShape = Literal["records", "list"]
 OverLimit = Literal["error", "clamp"]
-FaultKind = Literal["error", "malformed", "truncated", "result_false"]
+FaultKind = Literal["error", "malformed", "truncated", "short", "result_false"]
 
 
 def _default_date_modes() -> dict[str, DateMode]:
@@ -34,6 +34,8 @@ class SimOptions:
     data_shape: DataShape = "records"  # MDA query `data`: {"records": [...]} or a bare list
     over_limit: OverLimit = "error"  # limit > 5000 / pageSize > 1000
     date_modes: dict[str, DateMode] = field(default_factory=_default_date_modes)
+    # per field, overriding the object's mode: {"company.renewaldate": "iso"} (lower case)
+    date_field_modes: dict[str, DateMode] = field(default_factory=dict)
     default_date_mode: DateMode = "iso"
     cockpit_unstable_order: bool = False  # each CTA/goal page request sees a new order
     cockpit_default_fields: bool = False  # add the doc sample's extra CTA fields to every row
@@ -41,7 +43,12 @@ class SimOptions:
     max_limit: int = 5000
     max_page_size: int = 1000
 
-    def date_mode(self, object_name: str) -> DateMode:
+    def date_mode(self, object_name: str, field_key: str | None = None) -> DateMode:
+        """How dates of ``object_name`` (optionally: its selected ``field_key``) render."""
+        if field_key is not None and self.date_field_modes:
+            mode = self.date_field_modes.get(f"{object_name}.{field_key}".lower())
+            if mode is not None:
+                return mode
         return self.date_modes.get(object_name.lower(), self.default_date_mode)
 
 
@@ -58,6 +65,7 @@ class Faults:
     latency: float = 0.0  # seconds added to every data reply
     malformed_rate: float = 0.0  # body is not JSON
     truncated_rate: float = 0.0  # body cut short mid-JSON, status 200
+    short_page_rate: float = 0.0  # valid JSON, but only the first half of the page's rows
     result_false_rate: float = 0.0  # HTTP 200 with result:false
     mutations_between_pages: int = 0  # random mutations before each page after the first
     script: list[FaultKind | None] = field(default_factory=list)

@@ -24,7 +24,7 @@ from watcher.sim.fields import (
     resolve_path,
 )
 from watcher.sim.options import DateMode
-from watcher.sim.schema import SCHEMAS, ObjectSchema
+from watcher.sim.schema import CTA, SCHEMAS, ObjectSchema
 
 if TYPE_CHECKING:
     from watcher.sim.tenant import Tenant
@@ -263,17 +263,17 @@ def project(
     records: dict[str, dict[str, Any]],
     keys: Iterable[str],
     select: list[tuple[str, Path]],
-    mode: DateMode,
+    modes: Callable[[str], DateMode],
 ) -> list[dict[str, Any]]:
-    plan = [(key, path.get, path.field) for key, path in select]
-    dated = any(fd.type in ("DATE", "DATETIME") for _, _, fd in plan)
+    plan = [(key, path.get, path.field, modes(key)) for key, path in select]
+    dated = any(fd.type in ("DATE", "DATETIME") for _, _, fd, _ in plan)
     rows = []
     for k in keys:
         r = records[k]
         if dated:
-            rows.append({key: render(fd, get(r), mode) for key, get, fd in plan})
+            rows.append({key: render(fd, get(r), mode) for key, get, fd, mode in plan})
         else:
-            rows.append({key: get(r) for key, get, _ in plan})
+            rows.append({key: get(r) for key, get, _, _ in plan})
     return rows
 
 
@@ -289,7 +289,12 @@ def _int(body: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
-def mda_query(tenant: Tenant, object_name: str, body: dict[str, Any], mode: DateMode) -> Page:
+def _modes(tenant: Tenant, object_name: str) -> Callable[[str], DateMode]:
+    options = tenant.options
+    return lambda key: options.date_mode(object_name, key)
+
+
+def mda_query(tenant: Tenant, object_name: str, body: dict[str, Any]) -> Page:
     """Serve one MDA query page (``limit``/0-based ``offset``)."""
     schema = SCHEMAS[object_name]
     select = body.get("select")
@@ -319,14 +324,15 @@ def mda_query(tenant: Tenant, object_name: str, body: dict[str, Any], mode: Date
         order=order,
         signature=sig,
     )
-    return Page(project(table.records, keys[offset : offset + limit], plan, mode))
+    return Page(
+        project(table.records, keys[offset : offset + limit], plan, _modes(tenant, object_name))
+    )
 
 
 def cockpit_query(
     tenant: Tenant,
     object_name: str,
     body: dict[str, Any],
-    mode: DateMode,
     *,
     deleted: bool = False,
 ) -> Page:
@@ -351,7 +357,7 @@ def cockpit_query(
         size = tenant.options.max_page_size
     if size < 1 or number < 1:
         raise _bad(f"Invalid pageSize/pageNumber {size}/{number}: both must be >= 1")
-    deleted = deleted or body.get("includeonlyDeletedRecords") is True
+    deleted = deleted or (object_name == CTA and body.get("includeonlyDeletedRecords") is True)
     if deleted:
         tenant.purge()
         records = tenant.deleted_ctas
@@ -372,7 +378,7 @@ def cockpit_query(
     if tenant.options.cockpit_unstable_order and keys:
         keys = list(keys)
         tenant.fault_rng.shuffle(keys)
-    return Page(project(records, keys[start : start + size], plan, mode))
+    return Page(project(records, keys[start : start + size], plan, _modes(tenant, object_name)))
 
 
 def _dump(value: Any) -> str:

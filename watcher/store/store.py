@@ -78,6 +78,7 @@ class PageCommit:
     state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
     poll_id: str | None = None
     poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
+    seen: list[str] = field(default_factory=list)  # keys to add to the sweep's seen-set
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,16 @@ class Store:
             self.conn.execute("DELETE FROM temp.missing")
 
     def seen_add(self, keys: Iterable[str]) -> None:
+        """Add keys to the seen-set (temp tables only: no lock on the database)."""
         with translate_errors("mark seen keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
             self.conn.executemany(
                 "INSERT OR IGNORE INTO temp.seen (key) VALUES (?)", ((k,) for k in keys)
             )
+            if own:
+                self.conn.execute("COMMIT")
 
     def missing_collect(self, source: str) -> int:
         """Store the keys with a snapshot that the sweep did not see; return how many."""
@@ -238,6 +245,8 @@ class Store:
                 self._set_state(source, page.state)
             if page.poll_id and page.poll_counts:
                 self._add_poll_counts(page.poll_id, page.poll_counts)
+            if page.seen:
+                self.seen_add(page.seen)
         return committed
 
     def _insert_events(

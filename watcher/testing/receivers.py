@@ -299,3 +299,55 @@ def _blocks_valid(blocks: Any) -> bool:
     if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks):
         return False
     return all(0 < len(t) <= 3000 for t in _texts(blocks))
+
+
+async def _serve(kind: str, port: int, record: str | None, echo: bool) -> None:
+    receiver: _Receiver
+    if kind == "slack":
+        receiver = SlackReceiver(port=port, echo=sys.stdout if echo else None)
+    else:
+        receiver = WebhookReceiver(port=port, echo=sys.stdout if echo else None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+    import time
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stamps: list[str] = []
+    if record:
+        original = receiver.reply
+
+        def reply(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            stamps.append(f"{headers.get('webhook-id', '')} {time.time():.6f}")
+            return original(method, path, headers, body)
+
+        receiver.reply = reply  # type: ignore[method-assign]  # wrap to time-stamp arrivals
+    async with receiver:
+        print(f"{kind} receiver listening on {receiver.base_url}", flush=True)
+        await stop.wait()
+    if record:
+        await asyncio.to_thread(_write_lines, record, stamps)
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m watcher.testing.receivers webhook|slack --port P [--echo] [--record F]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="a local webhook or Slack-like receiver")
+    parser.add_argument("kind", choices=["webhook", "slack"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--echo", action="store_true", help="print one line per delivery")
+    parser.add_argument("--record", help="on exit, write 'webhook-id epoch-seconds' lines here")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.kind, args.port, args.record, args.echo))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -95,3 +95,43 @@ def build_sinks(
             func = import_callable(cfg.callable, f"sinks.{name}.callable")
             sinks[name] = PythonSink(name, func=func, spec=cfg.callable, timeout_s=cfg.timeout_s)
     return sinks
+
+
+def build_preview_sinks(config: WatcherConfig, *, clock: Clock) -> dict[str, Sink]:
+    """Sinks that can only render (``watcher rules test``): no secret read, nothing imported.
+
+    URLs and secrets are placeholders; :meth:`Sink.preview` never uses them.
+    """
+    http = httpx.AsyncClient()  # never used to send: previews do no I/O
+    placeholder_key = b"preview-only-key-not-a-secret!!!"
+    sinks: dict[str, Sink] = {}
+    for name, cfg in config.sinks.items():
+        if isinstance(cfg, WebhookSinkConfig):
+            has_secret = sink_secret_ref(name, cfg) is not None
+            sinks[name] = WebhookSink(
+                name,
+                url="http://127.0.0.1/preview",
+                key=placeholder_key if has_secret else None,
+                http=http,
+                clock=clock,
+                headers=cfg.headers,
+            )
+        elif isinstance(cfg, SlackSinkConfig):
+            sinks[name] = SlackSink(
+                name,
+                url="http://127.0.0.1/preview",
+                http=http,
+                clock=clock,
+                limiter=SlackRateLimiter(clock),
+                link_template=cfg.link_template,
+            )
+        elif isinstance(cfg, CommandSinkConfig):
+            sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
+        else:
+            assert isinstance(cfg, PythonSinkConfig)
+            sinks[name] = PythonSink(name, func=_never_called, spec=cfg.callable)
+    return sinks
+
+
+def _never_called(event: object) -> None:
+    raise AssertionError("preview sinks never send")

@@ -1,0 +1,26 @@
+"""Python-sink targets used by the tests (imported by ``package.module:function``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+received: list[dict[str, Any]] = []
+gate = asyncio.Event()
+
+
+def record(event: dict[str, Any]) -> None:
+    received.append(event)
+
+
+async def record_async(event: dict[str, Any]) -> None:
+    await asyncio.sleep(0)
+    received.append(event)
+
+
+def explode(event: dict[str, Any]) -> None:
+    raise ValueError(f"cannot handle {event['id']}")
+
+
+async def hang(event: dict[str, Any]) -> None:
+    await asyncio.Event().wait()

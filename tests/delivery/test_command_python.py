@@ -1,0 +1,126 @@
+"""Command and Python sinks: the event JSON goes in; failures and timeouts are retried."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.delivery import handlers
+from tests.delivery.conftest import Harness, arr_change
+from watcher.delivery.dispatcher import Dispatcher
+from watcher.delivery.sinks.python import PythonSink
+from watcher.errors import ConfigError
+
+RULE = {"name": "all", "sinks": ["run"]}
+
+
+def command(*argv: str, **extra: object) -> dict[str, object]:
+    return {"run": {"type": "command", "command": list(argv), **extra}}
+
+
+async def test_command_gets_the_event_json_on_stdin(
+    harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.json"
+    script = (
+        f"import sys, os; open({str(out)!r}, 'w')"
+        ".write(sys.stdin.read() + os.environ['WATCHER_RULE'])"
+    )
+    h = harness(command(sys.executable, "-c", script), RULE)
+    (stored,) = h.commit(arr_change("C1", 100.0, 50.0))
+    stats = await h.dispatcher.run_until_idle()
+    assert stats.delivered == 1
+    text = out.read_text()
+    assert text.endswith("all")
+    assert json.loads(text.removesuffix("all")) == stored
+
+
+async def test_command_non_zero_exit_is_a_failed_attempt_with_its_stderr(
+    harness: Callable[..., Harness],
+) -> None:
+    script = "import sys; sys.stderr.write('crm is down'); sys.exit(3)"
+    h = harness(command(sys.executable, "-c", script), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    stats = await h.dispatcher.run_until_idle()
+    assert stats.failed == 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert row.status == "pending"
+    assert "exited with status 3: crm is down" in (row.last_error or "")
+
+
+async def test_command_timeout_kills_it_and_counts_as_failed(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(command(sys.executable, "-c", "import time; time.sleep(30)", timeout_s=0.3), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    stats = await h.dispatcher.run_until_idle()
+    assert stats.failed == 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert "still running after 0.3s; killed" in (row.last_error or "")
+
+
+@pytest.mark.parametrize("func", ["record", "record_async"])
+async def test_python_sink_calls_sync_and_async_functions(
+    harness: Callable[..., Harness], func: str
+) -> None:
+    handlers.received.clear()
+    h = harness({"run": {"type": "python", "callable": f"tests.delivery.handlers:{func}"}}, RULE)
+    (stored,) = h.commit(arr_change("C1", 100.0, 50.0))
+    assert (await h.dispatcher.run_until_idle()).delivered == 1
+    assert handlers.received == [stored]
+
+
+async def test_python_sink_exception_is_a_failed_attempt(harness: Callable[..., Harness]) -> None:
+    h = harness({"run": {"type": "python", "callable": "tests.delivery.handlers:explode"}}, RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    assert (await h.dispatcher.run_until_idle()).failed == 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert "raised ValueError: cannot handle evt-C1-0" in (row.last_error or "")
+
+
+async def test_python_sink_timeout_is_a_failed_attempt(harness: Callable[..., Harness]) -> None:
+    sinks = {
+        "run": {"type": "python", "callable": "tests.delivery.handlers:hang", "timeout_s": 0.2}
+    }
+    h = harness(sinks, RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    assert (await h.dispatcher.run_until_idle()).failed == 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert row.status == "pending"
+    assert "did not return within 0.2s" in (row.last_error or "")
+
+
+async def test_a_crash_mid_attempt_loses_nothing_and_the_repeat_has_the_same_id(
+    harness: Callable[..., Harness],
+) -> None:
+    handlers.received.clear()
+    sinks = {"run": {"type": "python", "callable": "tests.delivery.handlers:hang"}}
+    h = harness(sinks, RULE)
+    (stored,) = h.commit(arr_change("C1", 100.0, 50.0))
+    running = asyncio.ensure_future(h.dispatcher.run_until_idle())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    running.cancel()  # the process dies while the handler runs
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert row.status == "pending"
+    restarted = Dispatcher(
+        h.db,
+        {"run": PythonSink("run", func=handlers.record, spec="tests.delivery.handlers:record")},
+        clock=h.clock,
+    )
+    assert (await restarted.run_until_idle()).delivered == 1
+    assert [e["id"] for e in handlers.received] == [stored["id"]]
+
+
+def test_unknown_python_callable_is_a_config_error(harness: Callable[..., Harness]) -> None:
+    with pytest.raises(
+        ConfigError, match=r"sinks\.run\.callable: cannot import module 'no_such\.mod'"
+    ):
+        harness({"run": {"type": "python", "callable": "no_such.mod:f"}}, RULE)

@@ -1,0 +1,65 @@
+"""``watcher deliveries list [--status S] [--sink S]`` / ``deliveries retry (ID | --dead)``."""
+
+from __future__ import annotations
+
+import argparse
+
+from watcher.store.outbox import STATUSES
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("deliveries", help="inspect and retry deliveries")
+    dsub = parser.add_subparsers(dest="deliveries_command", metavar="ACTION")
+    dsub.required = True
+    lister = dsub.add_parser("list", help="list deliveries, newest first")
+    lister.add_argument("--status", choices=STATUSES)
+    lister.add_argument("--sink")
+    lister.add_argument("--limit", type=int, default=50)
+    lister.set_defaults(handler=run_list)
+    retry = dsub.add_parser("retry", help="queue a delivery (or every dead one) again")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", help="delivery id")
+    target.add_argument("--dead", action="store_true", help="every dead delivery")
+    retry.add_argument("--sink", help="with --dead: only this sink")
+    retry.set_defaults(handler=run_retry)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from watcher.cli._outbox import check_name, load, open_outbox
+
+    ctx = load(args)
+    if args.sink:
+        check_name(ctx, sink=args.sink)
+    outbox = open_outbox(ctx)
+    rows = outbox.list_deliveries(status=args.status, sink=args.sink, limit=args.limit)
+    if not rows:
+        print("no deliveries")
+        return 0
+    print(f"{'ID':<34} {'SEQ':>6} {'STATUS':<10} {'TRY':>3} {'RULE':<20} {'SINK':<12} ERROR")
+    for r in rows:
+        error = (r.last_error or "")[:80]
+        print(
+            f"{r.id:<34} {r.event_sequence:>6} {r.status:<10} {r.attempts:>3} "
+            f"{r.rule:<20} {r.sink:<12} {error}"
+        )
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    from watcher.cli._outbox import check_name, load, open_outbox
+    from watcher.clock import SystemClock
+
+    ctx = load(args)
+    outbox = open_outbox(ctx)
+    now = SystemClock().now()
+    if args.dead:
+        if args.sink:
+            check_name(ctx, sink=args.sink)
+        count = outbox.retry_dead(now, sink=args.sink)
+        print(f"queued {count} dead deliver{'y' if count == 1 else 'ies'} again")
+        return 0
+    if not outbox.retry(args.id, now):
+        print(f"error: no delivery with id {args.id!r}; see 'watcher deliveries list'")
+        return 1
+    print(f"queued delivery {args.id} again")
+    return 0

@@ -1,0 +1,211 @@
+"""Builds the daemon's real parts from a config: client, poll engine, rules, dispatcher.
+
+Adapters between the packages and the runner's small protocols live here:
+
+- :class:`EnginePoller` - one :class:`~watcher.poll.Poller` (and one store
+  connection: the sweep's seen-set is connection-private) per source, sharing one
+  Gainsight client and one request budget;
+- :class:`CountingTransport` - counts every Gainsight response (and 429s) for
+  ``/metrics`` without touching the client;
+- :class:`DeliveryMetricsLogger` - the dispatcher's logger, passed through, counting
+  ``delivery.*`` lines by sink and outcome.
+
+The request budget outlives reloads (a reload must not reset the per-minute window)
+unless ``requests_per_minute`` / ``requests_per_day`` changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from watcher.clock import Clock
+from watcher.config import SourceConfig, WatcherConfig
+from watcher.daemon.metrics import Metrics
+from watcher.daemon.runner import Builder, Components, PollReport
+from watcher.daemon.schedule import Mode
+from watcher.errors import PollError
+from watcher.logging import get_logger
+
+_DELIVERY_OUTCOMES = {
+    "delivery.succeeded": "delivered",
+    "delivery.failed": "failed",
+    "delivery.dead": "dead",
+    "delivery.suppressed": "suppressed",
+}
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Wraps a transport; reports each response to ``metrics``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await self.metrics.on_response(response)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class DeliveryMetricsLogger:
+    """A logger for the dispatcher that also counts deliveries by sink and outcome."""
+
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    def _count(self, event: str, fields: Mapping[str, Any]) -> None:
+        outcome = _DELIVERY_OUTCOMES.get(event)
+        if outcome is not None:
+            sink = str(fields.get("sink", "?"))
+            self.metrics.deliveries.labels(sink=sink, outcome=outcome).inc()
+
+    def info(self, event: str, **fields: Any) -> Any:
+        self._count(event, fields)
+        return self.inner.info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> Any:
+        self._count(event, fields)
+        return self.inner.warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> Any:
+        self._count(event, fields)
+        return self.inner.error(event, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class EnginePoller:
+    """The runner's :class:`~watcher.daemon.runner.Poller` over the poll engine."""
+
+    pollers: Mapping[str, Any]
+
+    async def poll(self, source: SourceConfig, mode: Mode) -> PollReport:
+        try:
+            result = await self.pollers[source.name].poll(source, mode, trigger="scheduled")
+        except PollError as exc:  # the engine has logged poll.finished (failed)
+            return PollReport(outcome="failed", error=str(exc), logged=True)
+        return PollReport(
+            outcome=result.outcome,
+            pages=result.pages,
+            records=result.records,
+            calls=result.api_calls,
+            events=len(result.events) or (result.created + result.updated + result.deleted),
+            logged=True,
+        )
+
+
+def store_path(config: WatcherConfig, base_dir: Path) -> Path:
+    path = Path(config.store.path)
+    return path if path.is_absolute() else base_dir / path
+
+
+def mark_interrupted(config: WatcherConfig, base_dir: Path, clock: Clock) -> int:
+    """Close poll rows a previous daemon left ``running`` (only the lock holder may)."""
+    from watcher.store import Store
+
+    store = Store.open(store_path(config, base_dir), clock=clock)
+    try:
+        return store.mark_interrupted()
+    finally:
+        store.close()
+
+
+def real_builder(
+    *,
+    clock: Clock,
+    base_dir: Path,
+    metrics: Metrics,
+    environ: Mapping[str, str] | None = None,
+    gainsight_transport: httpx.AsyncBaseTransport | None = None,
+) -> Builder:
+    """A :data:`~watcher.daemon.runner.Builder` for the real packages."""
+    from watcher.gainsight import Budget, budget_from_config
+
+    budgets: dict[tuple[int, int], Budget] = {}
+
+    async def build(config: WatcherConfig) -> Components:
+        from watcher.delivery.dispatcher import Dispatcher
+        from watcher.delivery.sinks import build_sinks
+        from watcher.gainsight import open_client
+        from watcher.poll import Poller
+        from watcher.rules.loader import load_rules
+        from watcher.rules.match import build_router
+        from watcher.store import Store
+        from watcher.store.db import open_database
+
+        rules = load_rules(config, base_dir=base_dir)
+        router = build_router(rules)
+        gs = config.gainsight
+        limits = (gs.requests_per_minute, gs.requests_per_day)
+        if limits not in budgets:
+            budgets.clear()
+            budgets[limits] = budget_from_config(config, clock)
+        stack = contextlib.AsyncExitStack()
+        stores: list[Any] = []
+        try:
+            inner = gainsight_transport or httpx.AsyncHTTPTransport()
+            client = await stack.enter_async_context(
+                open_client(
+                    config,
+                    clock=clock,
+                    base_dir=base_dir,
+                    budget=budgets[limits],
+                    environ=environ,
+                    transport=CountingTransport(inner, metrics),
+                )
+            )
+            db = store_path(config, base_dir)
+            pollers = {}
+            for source in config.sources:
+                store = Store.open(db, clock=clock, router=router)
+                stores.append(store)
+                pollers[source.name] = Poller(store, client, host=gs.host, clock=clock)
+            delivery_http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False)
+            )
+            sinks = build_sinks(
+                config, http=delivery_http, clock=clock, base_dir=base_dir, environ=environ
+            )
+            outbox_db = open_database(db)
+            stack.callback(outbox_db.conn.close)
+            dispatcher = Dispatcher(
+                outbox_db,
+                sinks,
+                clock=clock,
+                rules=list(rules),
+                sink_configs=config.sinks,
+                logger=DeliveryMetricsLogger(get_logger("watcher.delivery"), metrics),
+            )
+        except BaseException:
+            for store in stores:
+                store.close()
+            await stack.aclose()
+            raise
+
+        async def aclose() -> None:
+            await dispatcher.aclose()
+            for store in stores:
+                store.close()
+            await stack.aclose()
+
+        return Components(
+            poller=EnginePoller(pollers),
+            dispatcher=dispatcher,
+            summary={"rules": len(rules), "sinks": sorted(config.sinks)},
+            aclose=aclose,
+            wake_dispatcher=dispatcher.wake,
+        )
+
+    return build
