@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +89,8 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         record = tmp / "receipts.txt"
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220  # started once, before timing
+
             [sys.executable, "-m", "watcher.testing.receivers", "webhook", "--port", str(port),
              "--record", str(record)],
             stdout=subprocess.PIPE,
@@ -141,7 +142,7 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
                     committed[ev["id"]] = now
                 dispatcher.wake()
                 await asyncio.sleep(batch / rate)
-            while dispatcher.outbox.counts().get("pending", 0):
+            while dispatcher.outbox.counts().get("pending", 0):  # noqa: ASYNC110  # polls SQLite
                 await asyncio.sleep(0.05)
             stop.set()
             await runner
@@ -179,13 +180,13 @@ async def slack_bench(seconds: int) -> None:
                     n += 1
                     dispatcher.wake()
                     await asyncio.sleep(0.05)
-                while dispatcher.outbox.counts().get("pending", 0):
+                while dispatcher.outbox.counts().get("pending", 0):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
                 stop.set()
                 await runner
             store.close()
         times = [r.at for r in slack.received]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         per_window = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
         rejected = sum(1 for r in slack.received if r.status != 200)
         print(

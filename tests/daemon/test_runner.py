@@ -64,9 +64,7 @@ class FakePoller:
         if len(self.calls) in self.at_poll:
             self.at_poll[len(self.calls)]()
         self.active[source.name] += 1
-        self.max_active[source.name] = max(
-            self.max_active[source.name], self.active[source.name]
-        )
+        self.max_active[source.name] = max(self.max_active[source.name], self.active[source.name])
         try:
             if self.gate is not None:
                 await self.gate.wait()
@@ -196,7 +194,7 @@ async def test_a_failed_poll_is_logged_counted_and_fails_readiness(tmp_path: Pat
     metrics = daemon.metrics.render().decode()
     assert 'watcher_polls_total{mode="full",outcome="failed",source="ctas"} 1.0' in metrics
     assert 'watcher_polls_total{mode="full",outcome="ok",source="companies"} 1.0' in metrics
-    assert "watcher_last_successful_poll_timestamp_seconds{source=\"companies\"}" in metrics
+    assert 'watcher_last_successful_poll_timestamp_seconds{source="companies"}' in metrics
     ready = daemon.readiness()
     assert not ready.ready
     assert ready.checks["ctas"] == "last poll failed"
@@ -283,7 +281,9 @@ async def test_reload_rejects_an_invalid_config_and_keeps_the_old_one(tmp_path: 
         START + timedelta(minutes=2),
         START + timedelta(minutes=4),
     ]
-    assert 'watcher_config_reloads_total{outcome="rejected"} 1.0' in daemon.metrics.render().decode()
+    assert (
+        'watcher_config_reloads_total{outcome="rejected"} 1.0' in daemon.metrics.render().decode()
+    )
 
 
 async def test_reload_applies_a_valid_config(tmp_path: Path) -> None:

@@ -99,8 +99,8 @@ def test_jitter_is_deterministic_and_within_bounds(jitter_s: float) -> None:
     assert values == [jitter(job, s) for s in slots]
     assert len(set(values)) > 40  # spread out, not a constant
     due = due_at(job, utc("2026-11-23 16:00:00"), utc("2026-11-23 16:01:00"))
-    assert utc("2026-11-23 16:02:00") <= due < utc("2026-11-23 16:02:00") + timedelta(
-        seconds=jitter_s
+    assert (
+        utc("2026-11-23 16:02:00") <= due < utc("2026-11-23 16:02:00") + timedelta(seconds=jitter_s)
     )
 
 

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.sim.conftest import Api
+from watcher.clock import FakeClock
 from watcher.dates import to_epoch_ms
+from watcher.testing.sim import running_sim
+
+
+@pytest.fixture(scope="module")
+def shared_api() -> Iterator[Api]:
+    """One read-only sim for the whole module (starting one per test costs ~0.1 s each)."""
+    with running_sim(
+        companies=120, ctas=60, goals=12, seed=3, clock=FakeClock(), requests_per_minute=10**6
+    ) as sim:
+        api = Api(sim)
+        yield api
+        api.http.close()
+
+
+@pytest.fixture
+def api(shared_api: Api, make_api: Callable[..., Api], request: pytest.FixtureRequest) -> Api:
+    """The shared sim, unless the test also asks for ``fresh`` (it changes options or data)."""
+    if "fresh" in request.fixturenames:
+        return make_api(companies=120, ctas=60, goals=12, seed=3)
+    return shared_api
+
+
+@pytest.fixture
+def fresh() -> None:
+    """Marker fixture: this test gets its own sim."""
 
 
 def truth(api: Api, obj: str = "Company") -> list[dict[str, Any]]:
@@ -335,7 +361,7 @@ def test_garbage_date_values_are_400(api: Api, field: str, code: str, value: Any
     assert field in body["errorDesc"]
 
 
-def test_company_dates_are_epoch_ms_by_default_and_iso_when_switched(api: Api) -> None:
+def test_company_dates_are_epoch_ms_by_default_and_iso_when_switched(api: Api, fresh: None) -> None:
     select = {"select": ["Gsid", "RenewalDate", "ModifiedDate"], "limit": 3}
     epoch = api.records("Company", select)
     assert all(isinstance(r["ModifiedDate"], int) for r in epoch)
@@ -354,7 +380,7 @@ def test_cta_via_mda_uses_iso_dates_by_default(api: Api) -> None:
     assert all(isinstance(r["ModifiedDate"], str) for r in rows)
 
 
-def test_data_shape_switch_bare_list(api: Api) -> None:
+def test_data_shape_switch_bare_list(api: Api, fresh: None) -> None:
     api.sim.tenant.options.data_shape = "list"
     body = api.query("Company", {"select": ["Gsid"], "limit": 2}).json()
     assert isinstance(body["data"], list)
@@ -364,7 +390,7 @@ def test_data_shape_switch_bare_list(api: Api) -> None:
     assert isinstance(body["data"]["records"], list)
 
 
-def test_empty_forms(api: Api) -> None:
+def test_empty_forms(api: Api, fresh: None) -> None:
     """200 + empty list (default), result:false "No data found", or 400 GSOBJ_1011."""
     nothing = {"select": ["Gsid"], "where": where(cond("Name", "EQ", "no such company"))}
     reply = api.query("Company", nothing)
@@ -384,7 +410,7 @@ def test_empty_forms(api: Api) -> None:
     assert (reply.status_code, reply.json()["errorCode"]) == (400, "GSOBJ_1011")
 
 
-def test_filtered_query_reflects_mutations_immediately(api: Api) -> None:
+def test_filtered_query_reflects_mutations_immediately(api: Api, fresh: None) -> None:
     """The key-list cache is invalidated by every change."""
     body = {"where": where(cond("Name", "CONTAINS", "renamed-company"))}
     assert gsids(api, body) == []
@@ -393,7 +419,7 @@ def test_filtered_query_reflects_mutations_immediately(api: Api) -> None:
     assert gsids(api, body) == [key]
 
 
-def test_per_field_date_mode_overrides_the_object_mode(api: Api) -> None:
+def test_per_field_date_mode_overrides_the_object_mode(api: Api, fresh: None) -> None:
     """E.g. Company ModifiedDate as ISO (like Estuary sees it) while RenewalDate stays epoch."""
     api.sim.tenant.options.date_field_modes = {"company.modifieddate": "iso"}
     row = api.records("Company", {"select": ["RenewalDate", "ModifiedDate"], "limit": 1})[0]

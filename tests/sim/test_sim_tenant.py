@@ -225,3 +225,37 @@ def test_mutations_are_visible_over_http_with_modified_date_from_the_clock(
     assert rows == [
         {"Gsid": key, "Employees": 77, "ModifiedDate": int(clock.now().timestamp() * 1000)}
     ]
+
+
+def test_serving_while_another_thread_mutates(make_api: Callable[..., Api]) -> None:
+    """Pages stay valid while a test thread mutates the tenant (the tenant lock)."""
+    import threading
+
+    api = make_api(companies=400, ctas=50, goals=10, requests_per_minute=10**6)
+    stop = threading.Event()
+    made: list[int] = []
+
+    def churn() -> None:
+        while not stop.is_set():
+            api.sim.tenant.random_mutations(5)
+            made.append(5)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        body = {
+            "select": ["Gsid", "ModifiedDate", "Csm__gr.Name"],
+            "where": {
+                "conditions": [{"name": "Arr", "alias": "A", "operator": "GT", "value": [0]}]
+            },
+            "orderBy": {"ModifiedDate": "desc"},
+            "limit": 100,
+        }
+        for offset in range(0, 400, 100):
+            assert api.query("Company", {**body, "offset": offset}).status_code == 200
+            assert api.post("/v2/cockpit/cta/list", {"pageSize": 20}).status_code == 200
+            assert api.http.get("/__sim/changes").status_code == 200
+    finally:
+        stop.set()
+        thread.join()
+    assert made

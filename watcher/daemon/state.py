@@ -147,10 +147,14 @@ class StoreView:
     def feed(
         self, after: int, limit: int, source: str | None = None, type_: str | None = None
     ) -> FeedPage:
-        """Events with ``sequence > after`` in sequence order, as CloudEvents."""
+        """Events with ``sequence > after`` in sequence order, as CloudEvents.
+
+        ``next_after`` is the last event's sequence; when the page is not full it is
+        the newest sequence looked at, so a filtered reader skips what did not match.
+        """
         if not self.path.exists():
             return FeedPage([], after)
-        sql = "SELECT sequence, body FROM events WHERE sequence > ?"
+        sql = "SELECT sequence, body FROM events WHERE sequence > ? AND sequence <= ?"
         params: list[Any] = [after]
         if source:
             # The column holds the source name; accept the CloudEvent URI's last segment too.
@@ -164,13 +168,17 @@ class StoreView:
         with _connect(self.path, readonly=True) as conn:
             if "events" not in self._tables(conn):
                 return FeedPage([], after)
-            rows = conn.execute(sql, params).fetchall()
+            conn.execute("BEGIN")  # one snapshot for both reads
+            top = int(conn.execute("SELECT MAX(sequence) FROM events").fetchone()[0] or 0)
+            rows = conn.execute(sql, [params[0], top, *params[1:]]).fetchall()
         events = []
         for seq, body in rows:
             event = json.loads(body)
             event.setdefault("sequence", int(seq))
             events.append(event)
-        return FeedPage(events, int(rows[-1][0]) if rows else after)
+        if len(rows) == limit:
+            return FeedPage(events, int(rows[-1][0]))
+        return FeedPage(events, max(after, top))
 
     def stats(self, now: datetime) -> StoreStats | None:
         """Outbox depth, oldest pending age and deliveries by sink/status."""

@@ -89,7 +89,7 @@ class Dispatcher:
         rules: Sequence[Rule] = (),
         sink_configs: Mapping[str, SinkConfig] | None = None,
         rng: random.Random | None = None,
-        window: int = 500,
+        window: int = 200,
         logger: Any = None,
     ) -> None:
         self.outbox = Outbox(db)
@@ -313,7 +313,11 @@ class Dispatcher:
         }
 
     def _items(self, rows: Sequence[DeliveryRow]) -> list[Item]:
-        return [Item.from_body(r.id, r.rule, r.body or "{}", self.rules.get(r.rule)) for r in rows]
+        bodies = self.outbox.bodies(r.event_sequence for r in rows)
+        return [
+            Item.from_body(r.id, r.rule, bodies.get(r.event_sequence, "{}"), self.rules.get(r.rule))
+            for r in rows
+        ]
 
     async def _attempt(self, name: str, sink: Sink, rows: list[DeliveryRow]) -> None:
         if sink.max_batch > 1:

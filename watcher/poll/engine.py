@@ -259,8 +259,11 @@ class Poller:
         prints: dict[str, int] = {}
         modified = source.modified_field
         top = sweep.max_modified
+        key_field = source.key
         for raw in records:
-            key = record_key(raw, source.key)
+            key = raw.get(key_field)
+            if type(key) is not str or not key:
+                key = record_key(raw, key_field)
             fresh[key] = raw
             prints[key] = fingerprint(raw)
             stamp = raw.get(modified)

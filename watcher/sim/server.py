@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Iterator
 
 import uvicorn
@@ -43,6 +44,15 @@ class SimServer(uvicorn.Server):
 
     _loop: asyncio.AbstractEventLoop | None = None
     _wake: asyncio.Event | None = None
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()  # set once the socket accepts connections
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.ready.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -88,18 +88,27 @@ class Outbox:
     def pending_window(
         self, sink: str, *, exclude_rules: Iterable[str] = (), limit: int = 500
     ) -> list[DeliveryRow]:
-        """The oldest ``limit`` pending rows of ``sink`` (with event bodies), in event order."""
+        """The oldest ``limit`` pending rows of ``sink`` (without bodies), in event order."""
         marks, names = _marks(exclude_rules)
         skip = f"AND d.rule NOT IN ({marks})" if names else ""
         sql = (
-            f"SELECT {_COLUMNS}, e.body FROM deliveries d "
-            "JOIN events e ON e.sequence = d.event_sequence "
+            f"SELECT {_COLUMNS} FROM deliveries d "
             f"WHERE d.status = 'pending' AND d.sink = ? {skip} "
             "ORDER BY d.event_sequence, d.id LIMIT ?"
         )
         with translate_errors("read pending deliveries"):
             rows = self.conn.execute(sql, [sink, *names, limit]).fetchall()
         return [DeliveryRow.from_row(r) for r in rows]
+
+    def bodies(self, sequences: Iterable[int]) -> dict[int, str]:
+        """Event bodies by sequence."""
+        marks, values = _marks(str(s) for s in sequences)
+        with translate_errors("read event bodies"):
+            rows = self.conn.execute(
+                f"SELECT sequence, body FROM events WHERE sequence IN ({marks})",
+                [int(v) for v in values],
+            ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
 
     def next_due(self, sink: str, *, exclude_rules: Iterable[str] = ()) -> float | None:
         marks, names = _marks(exclude_rules)

@@ -23,7 +23,7 @@ from sqlite_utils import Database
 
 from watcher.clock import Clock, SystemClock
 from watcher.core.events import with_sequence
-from watcher.core.normalize import Record, canonical_json
+from watcher.core.normalize import Record
 from watcher.dates import format_utc
 from watcher.store.db import migrate, open_database, transaction, translate_errors
 
@@ -43,6 +43,11 @@ _STATE_COLUMNS = frozenset(
         "held_poll_id",
     }
 )
+
+
+def _body(record: Record) -> str:
+    """Snapshot text: compact JSON, fields in the order Gainsight sent them."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
 def route_nothing(_event: dict[str, Any]) -> Sequence[tuple[str, str]]:
@@ -170,7 +175,7 @@ class Store:
 
     def seen_reset(self) -> None:
         with translate_errors("prepare sweep"):
-            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY)")
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
             self.conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS missing (n INTEGER PRIMARY KEY, key TEXT NOT NULL)"
             )
@@ -232,7 +237,7 @@ class Store:
                     "INSERT INTO snapshots (source, key, fp, body, updated_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
                     "fp = excluded.fp, body = excluded.body, updated_at = excluded.updated_at",
-                    ((source, key, fp, canonical_json(rec), now) for key, fp, rec in page.writes),
+                    ((source, key, fp, _body(rec), now) for key, fp, rec in page.writes),
                 )
             if page.deletes:
                 conn.executemany(

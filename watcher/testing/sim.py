@@ -77,13 +77,11 @@ def serve(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        ready = threading.Event()
-        for _ in range(int(_START_TIMEOUT / 0.01)):
-            if server.started or not thread.is_alive():
-                break
-            ready.wait(0.01)
-        if not server.started:
-            raise RuntimeError("the simulated tenant did not start")
+        deadline = _START_TIMEOUT
+        while not server.ready.wait(0.05):
+            deadline -= 0.05
+            if not thread.is_alive() or deadline <= 0:
+                raise RuntimeError("the simulated tenant did not start")
         yield f"http://{host}:{bound_port}"
     finally:
         server.stop()

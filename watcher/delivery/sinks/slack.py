@@ -8,8 +8,9 @@ Slack answers errors as a short text body (``invalid_blocks``, ``channel_not_fou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -40,7 +41,12 @@ PERMANENT_ERRORS = {
 
 
 class SlackRateLimiter:
-    """At most one message per ``interval`` seconds per webhook URL (shared by sinks)."""
+    """At most one message per ``interval`` seconds per webhook URL (shared by sinks).
+
+    One request per URL at a time; the next may start only ``interval`` after the
+    previous one *completed*, so arrivals at Slack are at least ``interval`` apart
+    whatever the network delay.
+    """
 
     def __init__(self, clock: Clock, interval: float = 1.0) -> None:
         self._clock = clock
@@ -48,14 +54,19 @@ class SlackRateLimiter:
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def wait(self, url: str) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(url, asyncio.Lock())
         async with lock:
             now = self._clock.monotonic()
             ready = self._next.get(url, now)
             if ready > now:
                 await self._clock.sleep(ready - now)
-            self._next[url] = max(ready, self._clock.monotonic()) + self._interval
+            try:
+                yield
+            finally:
+                done = self._clock.monotonic() + self._interval
+                self._next[url] = max(self._next.get(url, done), done)
 
     def hold(self, url: str, seconds: float) -> None:
         """Slack said wait (429): no message to ``url`` before ``seconds`` from now."""
@@ -102,15 +113,15 @@ class SlackSink:
 
     async def _post(self, message: dict[str, Any]) -> int:
         where = f"slack sink {self.name!r}"
-        await self._limiter.wait(self._url)
         body = json.dumps(message, ensure_ascii=False).encode("utf-8")
         try:
-            response = await self._http.post(
-                self._url,
-                content=body,
-                headers={"content-type": "application/json"},
-                timeout=self._timeout,
-            )
+            async with self._limiter.slot(self._url):
+                response = await self._http.post(
+                    self._url,
+                    content=body,
+                    headers={"content-type": "application/json"},
+                    timeout=self._timeout,
+                )
         except httpx.TimeoutException:
             raise RetryableDispatchError(
                 f"{where}: Slack did not answer within {self._timeout:g}s; will retry"
