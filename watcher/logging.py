@@ -57,6 +57,31 @@ def redact_secrets(
     return event_dict
 
 
+class _LateStreamLogger:
+    """Writes each line to the stream current *at write time*.
+
+    ``structlog.PrintLogger`` keeps the file object it was built with; when
+    ``sys.stdout`` is swapped (pytest capture, a daemonized process), that object
+    may be closed. Looking the stream up per line avoids writing to a dead file.
+    """
+
+    def __init__(self, stream: TextIO | None, use_stderr: bool) -> None:
+        self._stream = stream
+        self._use_stderr = use_stderr
+
+    def _out(self) -> TextIO:
+        if self._stream is not None and not self._stream.closed:
+            return self._stream
+        return sys.stderr if self._use_stderr else sys.stdout
+
+    def msg(self, message: str) -> None:
+        out = self._out()
+        out.write(message + "\n")
+        out.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = failure = fatal = msg
+
+
 def configure_logging(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
@@ -80,7 +105,10 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=lambda *_args: _LateStreamLogger(
+            None if stream in (None, sys.stdout, sys.stderr) else stream,
+            use_stderr=stream is sys.stderr,
+        ),
         cache_logger_on_first_use=False,
     )
     # httpx logs full URLs at INFO; keep it at WARNING.
