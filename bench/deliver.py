@@ -199,7 +199,9 @@ async def slack_bench(seconds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="sink concurrency (default as config)"
+    )
     parser.add_argument("--rate", type=int, default=200, help="events/s for the latency run")
     parser.add_argument("--slack-seconds", type=int, default=5)
     args = parser.parse_args()

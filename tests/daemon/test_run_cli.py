@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from watcher.testing.sim import RunningSim, running_sim
 
@@ -232,3 +233,21 @@ def test_run_exits_2_when_a_secret_is_missing(sim: RunningSim, tmp_path: Path) -
     assert result.returncode == 2
     assert "http.feed_token: environment variable WATCHER_FEED_TOKEN is not set" in result.stderr
     assert not (tmp_path / "watcher.db").exists()
+
+
+def test_run_in_process_with_max_polls_exits_0(
+    sim: RunningSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watcher run --max-polls N` (smoke mode) polls, then stops cleanly with exit 0."""
+    from watcher.cli import main
+
+    (tmp_path / "watcher.toml").write_text(config_text(sim, free_port()))
+    monkeypatch.setenv("GAINSIGHT_ACCESS_KEY", KEY)
+    monkeypatch.setenv("WATCHER_FEED_TOKEN", TOKEN)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    try:
+        code = main(["--config", str(tmp_path / "watcher.toml"), "run", "--max-polls", "1"])
+    finally:
+        structlog.reset_defaults()
+    assert code == 0
+    assert (tmp_path / "watcher.db").exists()

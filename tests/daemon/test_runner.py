@@ -344,3 +344,42 @@ async def test_max_polls_runs_that_many_polls_then_returns(tmp_path: Path, max_p
     daemon = make_daemon(tmp_path, clock, FakePoller(clock))
     assert await daemon.run(max_polls=max_polls) == 0
     assert daemon.polls_finished >= max_polls
+
+
+@dataclass
+class CrashingDispatcher:
+    runs: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise RuntimeError("sink exploded")
+        await stop.wait()
+
+
+async def test_a_crashed_dispatcher_is_logged_and_started_again(tmp_path: Path) -> None:
+    """The dispatch boundary: a crash is logged (dispatcher.crashed) and dispatching resumes."""
+    clock = FakeClock(START)
+    dispatcher = CrashingDispatcher()
+    daemon = make_daemon(tmp_path, clock, FakePoller(clock), dispatcher)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        await daemon.run(until=START + timedelta(minutes=1))
+    assert [e["error"] for e in logs if e["event"] == "dispatcher.crashed"] == [
+        "RuntimeError: sink exploded"
+    ]
+    assert dispatcher.runs == 2
+
+
+async def test_a_second_stop_request_cancels_in_flight_polls_at_once(tmp_path: Path) -> None:
+    """Ctrl-C twice: no waiting for the grace period."""
+    clock = FakeClock(START)
+    poller = FakePoller(clock, gate=asyncio.Event())
+    daemon = make_daemon(tmp_path, clock, poller, grace_s=60.0)
+    task = asyncio.create_task(daemon.run())
+    await settle(daemon)
+    daemon.request_stop()
+    await asyncio.sleep(0)
+    with capture_logs() as logs:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 5) == 0
+    assert any(e["event"] == "daemon.force_stop" for e in logs)

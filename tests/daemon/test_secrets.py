@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ from watcher.daemon.state import StoreView
 from watcher.daemon.wiring import real_builder
 from watcher.logging import configure_logging
 from watcher.testing.receivers import Reply, SlackReceiver, WebhookReceiver
-from watcher.testing.sim import running_sim
+from watcher.testing.sim import RunningSim, running_sim
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ sinks = ["crm", "ops-slack"]
 """
 
 
-def config_text(base_url: str, slack_port: int, port: int) -> str:
+def config_text(base_url: str, port: int) -> str:
     return f"""
 [gainsight]
 base_url = "{base_url}"
@@ -102,10 +103,10 @@ async def test_no_secret_in_logs_events_database_or_errors(
                 monkeypatch.setenv("WATCHER_TEST_ACCESS_KEY", ACCESS_KEY)
                 monkeypatch.setenv("WATCHER_TEST_CRM_URL", crm.url)
                 monkeypatch.setenv("WATCHER_TEST_CRM_SECRET", WEBHOOK_SECRET)
-                with socket_port() as port:
-                    path = tmp_path / "watcher.toml"
-                    path.write_text(config_text(sim.base_url, slack.port, port))
-                    responses = await exercise(sim, crm, path, port)
+                port = free_port()
+                path = tmp_path / "watcher.toml"
+                path.write_text(config_text(sim.base_url, port))
+                responses = await exercise(sim, crm, path, port)
     finally:
         structlog.reset_defaults()
 
@@ -119,9 +120,7 @@ async def test_no_secret_in_logs_events_database_or_errors(
     assert '"outcome": "failed"' in logs  # the failed poll
     stdlib = "\n".join(r.getMessage() for r in caplog.records)
     events = [r.body.decode() for r in crm.received]
-    database = b"".join(
-        p.read_bytes() for p in tmp_path.glob("watcher.db*") if not p.name.endswith(".lock")
-    )
+    database = database_bytes(tmp_path)
     for secret in secrets:
         assert secret not in logs, "a log line carries a secret"
         assert secret not in stdlib, "a stdlib log record carries a secret"
@@ -130,26 +129,24 @@ async def test_no_secret_in_logs_events_database_or_errors(
         assert all(secret not in r for r in responses), "an HTTP answer carries a secret"
 
 
-class socket_port:
-    """A free loopback port for the daemon's HTTP server."""
+def database_bytes(folder: Path) -> bytes:
+    """The database file and its WAL/SHM companions, as bytes."""
+    return b"".join(p.read_bytes() for p in sorted(folder.glob("watcher.db*")))
 
-    def __enter__(self) -> int:
-        import socket
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
+def rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
         return port
 
-    def __exit__(self, *exc: object) -> None:
-        return None
 
-
-async def exercise(sim: object, crm: WebhookReceiver, path: Path, port: int) -> list[str]:
+async def exercise(sim: RunningSim, crm: WebhookReceiver, path: Path, port: int) -> list[str]:
     """Polls, deliveries, a failed delivery, a failed poll, feed calls, a bad reload."""
-    from watcher.testing.sim import RunningSim
-
-    assert isinstance(sim, RunningSim)
     clock = SystemClock()
     config = load_config(path)
     view = StoreView(path.parent / "watcher.db")
@@ -183,19 +180,17 @@ async def exercise(sim: object, crm: WebhookReceiver, path: Path, port: int) -> 
                 responses.append((await client.get("/v1/events", headers=headers)).text)
             for probe in ("/metrics", "/readyz", "/healthz"):
                 responses.append((await client.get(probe)).text)
-        path.write_text(path.read_text().replace("max_retries = 0", "max_retries = -1"))
+        rewrite(path, "max_retries = 0", "max_retries = -1")
         daemon.request_reload()
         await asyncio.wait_for(daemon.reload_finished.wait(), 10)
     finally:
         daemon.request_stop()
         assert await run == 0
-    os.environ.pop("WATCHER_TEST_UNUSED", None)
     return responses
 
 
-async def until(check: object, within: float = 15.0) -> None:
+async def until(check: Callable[[], bool], within: float = 15.0) -> None:
     """Wait for the daemon's real I/O to reach a state (bounded; no fixed sleeps)."""
-    assert callable(check)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not check():

@@ -24,3 +24,8 @@ def explode(event: dict[str, Any]) -> None:
 
 async def hang(event: dict[str, Any]) -> None:
     await asyncio.Event().wait()
+
+
+async def slow(event: dict[str, Any]) -> None:
+    await asyncio.sleep(1.0)
+    received.append(event)

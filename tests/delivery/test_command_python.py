@@ -124,3 +124,17 @@ def test_unknown_python_callable_is_a_config_error(harness: Callable[..., Harnes
         ConfigError, match=r"sinks\.run\.callable: cannot import module 'no_such\.mod'"
     ):
         harness({"run": {"type": "python", "callable": "no_such.mod:f"}}, RULE)
+
+
+async def test_command_does_not_inherit_the_daemons_secrets(
+    harness: Callable[..., Harness], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", "whsec_do-not-leak")
+    out = tmp_path / "env.json"
+    script = f"import json, os; json.dump(dict(os.environ), open({str(out)!r}, 'w'))"
+    h = harness(command(sys.executable, "-c", script), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    assert (await h.dispatcher.run_until_idle()).delivered == 1
+    env = json.loads(out.read_text())
+    assert "CRM_WEBHOOK_SECRET" not in env
+    assert env["WATCHER_SINK"] == "run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -154,3 +155,22 @@ async def test_digest_rule_sends_one_message_when_its_window_closes(
     assert stats.delivered == 2
     (message,) = slack.messages()
     assert message["text"].startswith("2 Gainsight changes")
+
+
+async def test_parallel_slack_batches_never_split_a_key_across_concurrent_sends(
+    harness: Callable[..., Harness], slack: SlackReceiver
+) -> None:
+    """Concurrency 4 on a Slack sink: per key, events still appear in event order."""
+    sinks, env = ops(slack.url(), concurrency=4)
+    h = harness(sinks, {"name": "all", "sinks": ["ops-slack"]}, environ=env)
+    h.commit(*(arr_change(f"K{n % 3}", float(n), float(n + 1000), n) for n in range(70)))
+    await h.dispatcher.run_until_idle(settle=True)
+    assert h.statuses() == {"delivered": 70}
+    seen: dict[str, list[int]] = {}
+    for message in slack.messages():
+        for block in message["blocks"]:
+            text = block.get("text", {}).get("text", "")
+            for key, old in re.findall(r"\*Company (K\d)\* .*?\n\*Arr\*: ([\d,]+) →", text):
+                seen.setdefault(key, []).append(int(old.replace(",", "")))
+    assert sum(len(v) for v in seen.values()) == 70
+    assert all(v == sorted(v) for v in seen.values())

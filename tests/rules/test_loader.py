@@ -163,3 +163,19 @@ def test_digest_shorthand_and_toml_dates(tmp_path: Path) -> None:
     assert rule.digest is not None
     assert rule.digest.window_seconds == 900
     assert rule.when[0].lt == "2027-01-01T00:00:00.000Z"
+
+
+def test_sink_settings_used_only_when_delivering_are_checked_at_load(tmp_path: Path) -> None:
+    cfg = config(
+        sinks={
+            "ops-slack": {"type": "slack", "url_env": "U", "link_template": "https://x/{gsid}"},
+            "crm": {"type": "python", "callable": "no_such_module:handle"},
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        load_rules(cfg, base_dir=tmp_path)
+    lines = str(err.value).splitlines()
+    assert any("sinks.ops-slack.link_template: " in line and "'gsid'" in line for line in lines)
+    assert any(
+        "sinks.crm.callable: cannot import module 'no_such_module'" in line for line in lines
+    )

@@ -166,9 +166,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
 async def _kick_off(daemon: Daemon, tenant: Tenant, sources: int, out: TextIO) -> None:
     """Once the baseline is in, make one change per shipped rule, so the first
     deliveries show at the next poll rather than whenever chance matches a rule."""
-    await daemon.started.wait()
-    while daemon.polls_finished < sources:
-        await asyncio.sleep(0.1)
+    await daemon.wait_for_polls(sources)
     companies = tenant.keys("Company")
     ctas = tenant.keys("call_to_action")
     goals = tenant.keys("cs_goal")

@@ -50,6 +50,8 @@ from watcher.logging import get_logger, redact, register_secret
 
 log = get_logger("watcher.daemon")
 
+DISPATCHER_RESTART_S = 5.0
+
 
 @dataclass(frozen=True)
 class PollReport:
@@ -139,6 +141,7 @@ class Daemon:
         self.started = asyncio.Event()
         #: Set after each reload attempt (applied or rejected).
         self.reload_finished = asyncio.Event()
+        self._poll_signal = EventSignal()
 
     def _db_path(self, config: WatcherConfig) -> Path:
         path = Path(config.store.path)
@@ -147,7 +150,15 @@ class Daemon:
     # -- control (signal handlers call these) -----------------------------------
 
     def request_stop(self) -> None:
-        self._stop.set()
+        """SIGTERM/SIGINT: stop gracefully; a second request stops at once (polls roll
+        back, in-flight deliveries are retried after the restart)."""
+        if not self._stop.is_set():
+            self._stop.set()
+            return
+        log.warning("daemon.force_stop", in_flight=len(self._tasks))
+        for task in [*self._tasks.values(), self._dispatch_task]:
+            if task is not None:
+                task.cancel()
 
     def request_reload(self) -> None:
         self.reload_finished.clear()
@@ -158,6 +169,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
+    async def wait_for_polls(self, count: int) -> None:
+        """Return once ``count`` polls have finished since start (tests, the demo)."""
+        while self.polls_finished < count:
+            await self._poll_signal.wait(60.0)
 
     @property
     def http_port(self) -> int | None:
@@ -272,6 +288,7 @@ class Daemon:
         finish = self.clock.now()
         duration = max(0.0, self.clock.monotonic() - t0)
         self.polls_finished += 1
+        self._poll_signal.notify()
         self.metrics.polls.labels(source=job.source, mode=job.mode, outcome=report.outcome).inc()
         self.metrics.poll_duration.labels(source=job.source, mode=job.mode).observe(duration)
         if report.ok:
@@ -378,8 +395,17 @@ class Daemon:
             return
         self._dispatch_stop = asyncio.Event()
         self._dispatch_task = asyncio.create_task(
-            components.dispatcher.run(self._dispatch_stop), name="dispatcher"
+            self._supervise(components.dispatcher, self._dispatch_stop), name="dispatcher"
         )
+
+    async def _supervise(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        """Run the dispatcher until ``stop``; if it crashes, log it and start it again."""
+        while not stop.is_set():
+            try:
+                await dispatcher.run(stop)
+            except Exception as exc:  # the dispatch boundary: log, restart, carry on
+                log.exception("dispatcher.crashed", error=redact(f"{type(exc).__name__}: {exc}"))
+                await self.clock.sleep(DISPATCHER_RESTART_S)
 
     async def _stop_dispatcher(self) -> None:
         task, stop = self._dispatch_task, self._dispatch_stop
@@ -393,8 +419,6 @@ class Daemon:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(task, return_exceptions=True)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            log.error("dispatcher.crashed", error=redact(repr(task.exception())))
 
     def _start_watchdog(self) -> asyncio.Task[None] | None:
         interval = self.notifier.watchdog_interval

@@ -82,9 +82,7 @@ def jobs_for(config: WatcherConfig, *, every_s: float | None = None) -> list[Job
         own = jobs_for_source(source)
         if every_s is not None:
             fast = {j.mode for j in own} & {"incremental", "delete_log"} or {"full"}
-            own = [
-                Job(source.name, j.mode, every_s=every_s) if j.mode in fast else j for j in own
-            ]
+            own = [Job(source.name, j.mode, every_s=every_s) if j.mode in fast else j for j in own]
         jobs.extend(own)
     return jobs
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -77,6 +77,9 @@ class _SinkState:
     busy_keys: set[str] = field(default_factory=set)
     tasks: dict[asyncio.Task[None], list[DeliveryRow]] = field(default_factory=dict)
     inflight_rules: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # planned groups not started yet (one plan serves many completions: fewer queries)
+    queue: deque[list[DeliveryRow]] = field(default_factory=deque)
+    wake: float | None = None
 
 
 class Dispatcher:
@@ -101,7 +104,7 @@ class Dispatcher:
         self.window = window
         self.log = logger or get_logger("watcher.delivery")
         self.stats = DispatchStats()
-        self._wake = asyncio.Event()
+        self._sink_wakes: dict[str, asyncio.Event] = {}
         self._stopping = False
         self._next_wake: dict[str, float] = {}
 
@@ -109,7 +112,8 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New deliveries were queued (or a pause lifted): look again now."""
-        self._wake.set()
+        for event in self._sink_wakes.values():
+            event.set()
 
     async def run_until_idle(self, *, settle: bool = False) -> DispatchStats:
         """Deliver everything due now, then return.
@@ -129,29 +133,50 @@ class Dispatcher:
         )
 
     async def run(self, stop: asyncio.Event, *, poll_interval: float = 1.0) -> None:
-        """The daemon loop: drain, then wait for :meth:`wake`, ``stop`` or the next retry."""
+        """The daemon loop: one independent loop per sink (a slow sink never delays
+        another), each draining what is due, then waiting for :meth:`wake`, the next
+        retry or ``poll_interval``. On ``stop`` no new attempt starts; in-flight ones
+        finish (cancel the task to abandon them: they stay pending)."""
+        self._stopping = False
+        self._sink_wakes = {name: asyncio.Event() for name in self.sinks}
+
+        async def watch_stop() -> None:
+            await stop.wait()
+            self._stopping = True
+            self.wake()
+
+        watcher = asyncio.ensure_future(watch_stop())
+        try:
+            await asyncio.gather(
+                *(self._run_sink(name, stop, poll_interval) for name in self.sinks)
+            )
+        finally:
+            watcher.cancel()
+            self._sink_wakes = {}
+
+    async def _run_sink(self, name: str, stop: asyncio.Event, poll_interval: float) -> None:
+        woken = self._sink_wakes[name]
         while not stop.is_set():
-            self._wake.clear()
-            await self.run_until_idle()
-            delay = self._next_wakeup(poll_interval)
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            woken.clear()
+            await self._drain(name, settle=False)
+            if stop.is_set():
+                return
+            due = self._next_wake.get(name)
+            now = self.clock.now().timestamp()
+            delay = poll_interval if due is None else min(poll_interval, max(0.0, due - now))
+            waiter = asyncio.ensure_future(woken.wait())
             sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-            await asyncio.wait([*waiters, sleeper], return_when=asyncio.FIRST_COMPLETED)
-            for task in (*waiters, sleeper):
-                task.cancel()
+            try:
+                await asyncio.wait([waiter, sleeper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                sleeper.cancel()
 
     async def aclose(self) -> None:
         for sink in self.sinks.values():
             await sink.aclose()
 
     # -- internals -------------------------------------------------------------------
-
-    def _next_wakeup(self, cap: float) -> float:
-        now = self.clock.now().timestamp()
-        best = cap
-        for due in self._next_wake.values():
-            best = min(best, max(0.0, due - now))
-        return best
 
     def _delays(self, sink: str) -> tuple[float, ...]:
         cfg = self.configs.get(sink)
@@ -170,9 +195,15 @@ class Dispatcher:
                 pauses = self.outbox.pauses()
                 wake: float | None = None
                 if name not in pauses.sinks and not self._stopping:
-                    groups, wake = self._select(name, sink, state, pauses.rules)
-                    for group in groups:
-                        self._start(name, sink, state, group)
+                    if not state.queue:
+                        groups, state.wake = self._select(name, sink, state, pauses.rules)
+                        state.queue.extend(groups)
+                    capacity = self._concurrency(name)
+                    while state.queue and len(state.tasks) < capacity:
+                        group = [r for r in state.queue.popleft() if r.rule not in pauses.rules]
+                        if group:
+                            self._start(name, sink, state, group)
+                    wake = self.clock.now().timestamp() if state.queue else state.wake
                 if not state.tasks:
                     if wake is not None:
                         self._next_wake[name] = wake
@@ -205,14 +236,22 @@ class Dispatcher:
     def _select(
         self, name: str, sink: Sink, state: _SinkState, paused_rules: frozenset[str]
     ) -> tuple[list[list[DeliveryRow]], float | None]:
-        """Groups of rows to attempt now (respecting capacity, order, throttle, digest),
-        and when the earliest row held back by time becomes due."""
-        capacity = self._concurrency(name) - len(state.tasks)
-        if capacity <= 0:
-            return [], None
+        """Groups of rows to attempt now (respecting order, throttle, digest), and when
+        the earliest row held back by time becomes due."""
+        # A small window is cheap; a larger one only when the small one is all held back.
+        limit = min(self.window, max(32, 4 * self._concurrency(name) * sink.max_batch))
+        while True:
+            rows = self.outbox.pending_window(name, exclude_rules=paused_rules, limit=limit)
+            groups, wake = self._plan(sink, state, rows)
+            if groups or len(rows) < limit or limit >= self.window:
+                return groups, wake
+            limit = self.window
+
+    def _plan(
+        self, sink: Sink, state: _SinkState, rows: list[DeliveryRow]
+    ) -> tuple[list[list[DeliveryRow]], float | None]:
         now_dt = self.clock.now()
         now = now_dt.timestamp() + DUE_SLACK
-        rows = self.outbox.pending_window(name, exclude_rules=paused_rules, limit=self.window)
         blocked = set(state.busy_keys)
         singles: list[DeliveryRow] = []
         digests: dict[str, list[DeliveryRow]] = {}
@@ -243,15 +282,15 @@ class Dispatcher:
                 groups.append(group)
             elif ready is not None:
                 wake = ready if wake is None else min(wake, ready)
-        if batch:
-            groups.extend(
-                singles[i : i + sink.max_batch] for i in range(0, len(singles), sink.max_batch)
-            )
+        if batch and singles:
+            # one batch per round: its keys are then busy, so a second batch started
+            # alongside can never carry a later event of the same key
+            groups.append(singles[: sink.max_batch])
+            if len(singles) > sink.max_batch:
+                wake = now
         else:
             groups.extend([row] for row in singles)
-        if len(groups) > capacity:
-            wake = now  # more is due right now than may run at once
-        return groups[:capacity], wake
+        return groups, wake
 
     def _throttled(
         self,
@@ -259,7 +298,7 @@ class Dispatcher:
         row: DeliveryRow,
         state: _SinkState,
         counted: Counter[tuple[str, str]],
-        now: Any,
+        now: datetime,
     ) -> bool:
         throttle = rule.throttle
         if throttle is None:

@@ -78,6 +78,17 @@ def record_name(event: Mapping[str, Any]) -> str:
     return str(data.get("key") or event.get("subject") or "record")
 
 
+def _label(data: Mapping[str, Any], field: str, old: Any, new: Any) -> tuple[Any, Any]:
+    """A lookup's GSIDs shown by name when the record also carries ``<field>__gr.Name``."""
+    label = f"{field}__gr.Name"
+    before, after = data.get("before"), data.get("after")
+    old_name = before.get(label) if isinstance(before, Mapping) else None
+    new_name = after.get(label) if isinstance(after, Mapping) else None
+    if old_name is None and new_name is None:
+        return old, new
+    return (old_name if old_name is not None else old), (new_name if new_name is not None else new)
+
+
 def change_lines(event: Mapping[str, Any]) -> list[str]:
     """One mrkdwn line per changed field (or the record's main fields when created)."""
     data = _data(event)
@@ -86,8 +97,11 @@ def change_lines(event: Mapping[str, Any]) -> list[str]:
     lines = []
     if change == "updated" and isinstance(changes, Mapping) and changes:
         for name, entry in changes.items():
+            if str(name).endswith("__gr.Name") and str(name)[: -len("__gr.Name")] in changes:
+                continue  # shown as the label of its lookup field
             old = entry.get("old") if isinstance(entry, Mapping) else None
             new = entry.get("new") if isinstance(entry, Mapping) else None
+            old, new = _label(data, str(name), old, new)
             lines.append(
                 f"*{escape(str(name))}*: {escape(format_value(old))} → "
                 f"{escape(format_value(new))}{_pct(old, new)}"
@@ -163,9 +177,16 @@ def _context(event: Mapping[str, Any], rule: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(text, 3000)}]}
 
 
-def event_blocks(event: Mapping[str, Any], rule: str, link: str | None) -> list[dict[str, Any]]:
+def event_blocks(
+    event: Mapping[str, Any], rule: str, link: str | None, *, compact: bool = False
+) -> list[dict[str, Any]]:
+    """Section(s) for one event, then a context line (``compact``: folded into the section)."""
     lines = [_headline(event, link), *change_lines(event)]
-    return [*_sections("\n".join(lines)), _context(event, rule)]
+    context = _context(event, rule)
+    if compact:
+        lines.append(f"_{context['elements'][0]['text']}_")
+        return _sections("\n".join(lines))
+    return [*_sections("\n".join(lines)), context]
 
 
 def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
@@ -179,6 +200,7 @@ def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
             for name, entry in list(changes.items())[:3]:
                 old = entry.get("old") if isinstance(entry, Mapping) else None
                 new = entry.get("new") if isinstance(entry, Mapping) else None
+                old, new = _label(data, str(name), old, new)
                 parts.append(f"{name} {format_value(old)} → {format_value(new)}")
             more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
             text = f"{record_name(event)}: {'; '.join(parts)}{more}"
@@ -208,7 +230,8 @@ def slack_messages(
     for index, (event, rule) in enumerate(events):
         if index:
             blocks.append({"type": "divider"})
-        blocks.extend(event_blocks(event, rule, link_for(link_template, event)))
+        link = link_for(link_template, event)
+        blocks.extend(event_blocks(event, rule, link, compact=len(events) > 1))
     text = fallback_text(events)
     pages = [blocks[i : i + MAX_BLOCKS] for i in range(0, len(blocks), MAX_BLOCKS)]
     messages = []

@@ -41,6 +41,7 @@ a poll killed anywhere and run again neither loses nor duplicates an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -125,6 +126,36 @@ class _Sweep:
     emit_created: bool
     keep_events: int  # how many committed events the result keeps (memory stays bounded)
     max_modified: str | None = None
+
+
+async def read_ahead(pages: AsyncIterator[PageLike], steps: int = 20) -> AsyncIterator[PageLike]:
+    """Yield ``pages`` while the next one is already being fetched.
+
+    Comparing a page is CPU work with no await in it; the request for the next
+    page is started first (a few loop steps let it reach the socket), so Gainsight
+    prepares page n+1 while page n is compared. Order and error behaviour are
+    those of ``pages``; at most one page is read ahead.
+    """
+    pending: asyncio.Future[PageLike | None] = asyncio.ensure_future(anext(pages, None))
+    try:
+        while True:
+            page = await pending
+            if page is None:
+                return
+            pending = asyncio.ensure_future(anext(pages, None))
+            for _ in range(steps):
+                if pending.done():
+                    break
+                await asyncio.sleep(0)
+            yield page
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        closer = getattr(pages, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 class Poller:
@@ -363,7 +394,7 @@ class Poller:
 
     def _sweep_pages(self, sweep: _Sweep) -> AsyncIterator[PageLike]:
         if sweep.source.effective_paging == "offset":
-            return self.client.iter_pages(sweep.source, priority=Priority.LOW)
+            return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
         return self._range_pages(sweep)
 
     async def _range_pages(self, sweep: _Sweep) -> AsyncIterator[PageLike]:

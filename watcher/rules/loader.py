@@ -94,7 +94,7 @@ def _format(origin: str, raw: Any, exc: ValidationError) -> list[str]:
         loc = [p for p in loc if p not in ("str", "int", "float", "bool")]
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
-            msg = "unknown key; check the spelling against the rule reference in README.md"
+            msg = "unknown key; check the spelling against docs/rules.md"
         elif err.get("type") == "missing":
             msg = "is required"
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -170,6 +170,29 @@ def load_rules(config: WatcherConfig, *, base_dir: Path | None = None) -> RuleSe
             problems.extend(_check_refs(origin, index, rule, config))
             origins[rule.name] = origin
             rules.append(rule)
+    problems.extend(sink_problems(config))
     if problems:
         raise ConfigError("\n".join(problems))
     return RuleSet(tuple(rules), origins)
+
+
+def sink_problems(config: WatcherConfig) -> list[str]:
+    """Sink settings only usable at delivery time, checked now so ``watcher check`` sees
+    them: Slack link-template placeholders and Python sink callables."""
+    from watcher.config import PythonSinkConfig, SlackSinkConfig
+    from watcher.delivery.render import check_link_template
+    from watcher.delivery.sinks.python import import_callable
+
+    problems = []
+    for name, sink in config.sinks.items():
+        if isinstance(sink, SlackSinkConfig) and sink.link_template:
+            try:
+                check_link_template(sink.link_template)
+            except ValueError as exc:
+                problems.append(f"config: sinks.{name}.link_template: {exc}")
+        elif isinstance(sink, PythonSinkConfig):
+            try:
+                import_callable(sink.callable, f"sinks.{name}.callable")
+            except ConfigError as exc:
+                problems.append(f"config: {exc}")
+    return problems

@@ -2,7 +2,9 @@
 
 Exit status 0 is success; a non-zero exit, a timeout (the process is killed) or a
 program that cannot be started is a failed attempt, retried per the schedule.
-The environment carries ``WATCHER_EVENT_ID``, ``WATCHER_RULE`` and ``WATCHER_SINK``.
+The environment is minimal (``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TZ``,
+``TMPDIR``, never the daemon's secrets) plus ``WATCHER_EVENT_ID``, ``WATCHER_RULE``
+and ``WATCHER_SINK``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from watcher.delivery.base import Item, Preview, SendResult
 from watcher.errors import RetryableDispatchError
 from watcher.logging import redact
+
+PASSED_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
 
 
 class CommandSink:
@@ -37,7 +41,7 @@ class CommandSink:
         (item,) = items
         where = f"command sink {self.name!r} ({self._command[0]})"
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k in PASSED_ENV},
             "WATCHER_EVENT_ID": item.event_id,
             "WATCHER_RULE": item.rule_name,
             "WATCHER_SINK": self.name,
