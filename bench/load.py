@@ -59,6 +59,12 @@ from watcher.testing.sim import running_sim  # noqa: E402
 KEY = "load-bench-key"
 OBJECT_SOURCE = {"Company": "companies", "call_to_action": "ctas"}
 PAGE = {"companies": 5000, "ctas": 1000}
+ROUTE = {"companies": "/Company", "ctas": "/cta/list"}
+SELECT = {
+    "companies": ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"],
+    "ctas": ["Gsid", "Name", "CompanyId", "StatusId", "PriorityId", "DueDate", "IsClosed",
+             "ModifiedDate"],
+}  # fmt: skip
 
 
 class ScaledClock:
@@ -89,11 +95,14 @@ class Recording(httpx.AsyncBaseTransport):
         self.clock = clock
         self.inner = httpx.AsyncHTTPTransport()
         self.calls: list[tuple[datetime, int]] = []
+        self.waits: list[tuple[datetime, str, float]] = []  # (at, path, real seconds)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        at = self.clock.now()
+        at, t0 = self.clock.now(), time.perf_counter()
         response = await self.inner.handle_async_request(request)
+        await response.aread()
         self.calls.append((at, response.status_code))
+        self.waits.append((at, request.url.path, time.perf_counter() - t0))
         return response
 
     async def aclose(self) -> None:
@@ -117,7 +126,7 @@ paths = ["{folder / "rules"}"]
 [[sources]]
 name = "companies"
 kind = "company"
-select = ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"]
+select = {json.dumps(SELECT["companies"])}
 ignore_fields = ["ModifiedDate"]
 page_size = 5000
 full_sweep = "*/10 * * * *"
@@ -128,8 +137,7 @@ max_delete_fraction = 1.0
 [[sources]]
 name = "ctas"
 kind = "cta"
-select = ["Gsid", "Name", "CompanyId", "StatusId", "PriorityId", "DueDate", "IsClosed",
-          "ModifiedDate"]
+select = {json.dumps(SELECT["ctas"])}
 ignore_fields = ["ModifiedDate"]
 page_size = 1000
 full_sweep = "*/10 * * * *"
@@ -261,9 +269,16 @@ def analyse(
                     "minutes": round(minutes, 2),
                     "floor_min_5000_per_call": round(floor_issue, 2),
                     "floor_min_route_page": round(floor_route, 2),
-                    "ratio_to_route_floor": round(minutes / floor_route, 2)
-                    if floor_route
-                    else None,
+                    "floor_min_calls_made": round(calls / args.rpm, 2),
+                    "real_s": round(minutes * 60 / args.scale, 1),
+                    "real_s_waiting_for_tenant": round(
+                        sum(
+                            w
+                            for at, path, w in transport.waits
+                            if ts(s) <= at <= ts(f) and path.endswith(ROUTE[source])
+                        ),
+                        1,
+                    ),
                     "outcome": outcome,
                 }
             )
@@ -272,23 +287,27 @@ def analyse(
     lat_all: list[float] = []
     lat_sweep: list[float] = []
     lat_quiet: list[float] = []
-    missed = 0
-    used: dict[tuple[str, str], int] = {}
+    lat_deleted: list[float] = []
+    unmatched: dict[str, int] = {}
     for change in changes:
         source = OBJECT_SOURCE.get(change.object)
         if source is None:
             continue
-        made = parse_iso(change.time) if isinstance(change.time, str) else change.time
+        made = parse_iso(change.time)
         if made is None or source not in baseline_end or made < baseline_end[source]:
             continue  # before the baseline finished: covered by the baseline itself
-        times = events.get((source, change.key), [])
-        i = used.get((source, change.key), 0)
-        while i < len(times) and times[i] < made:
-            i += 1
-        if i >= len(times):
-            missed += 1
+        watched = set(SELECT[source]) - {"ModifiedDate"}
+        if change.change == "updated" and not watched & set(change.fields):
+            continue  # only fields the source does not select changed: no event is due
+        times = [t for t in events.get((source, change.key), []) if t >= made]
+        if not times:
+            reason = "after the last delete-log read" if made > quiet_from else "net-zero"
+            unmatched[reason] = unmatched.get(reason, 0) + 1
             continue
-        latency = (times[i] - made).total_seconds()
+        latency = (times[0] - made).total_seconds()
+        if change.change == "deleted":
+            lat_deleted.append(latency)
+            continue
         lat_all.append(latency)
         during = any(s <= made <= f for s, f in sweeps.get(source, [])[1:])
         (lat_sweep if during else lat_quiet).append(latency)
@@ -315,10 +334,14 @@ def analyse(
         "detection_latency_s": summary(lat_all),
         "detection_latency_during_sweep_s": summary(lat_sweep),
         "detection_latency_no_sweep_s": summary(lat_quiet),
-        "changes_without_event": missed,
+        "delete_detection_latency_s": summary(lat_deleted),
+        "changes_without_later_event": unmatched,
         "incremental_polls": {
             "n": len(incr),
             "api_calls_per_poll": summary([float(c) for _, c, _, _, _ in incr]),
+            "api_calls_per_minute_both_sources": round(
+                sum(c for _, c, _, _, _ in incr) / max(1.0, len(incr) / 2), 1
+            ),
             "duration_s": summary([(f - s).total_seconds() for *_, s, f in incr]),
         },
         "api_calls": {

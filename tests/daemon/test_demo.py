@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from watcher.cli.demo import EXAMPLE, demo_config, dump_toml
-from watcher.config import parse_config
+from watcher.config import load_config, parse_config
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +105,17 @@ def test_demo_in_process_runs_for_a_duration_and_restores_nothing_global(
     assert code == 0
     assert "\nwebhook <- gainsight." in out
     assert "demo stopped:" in out
+
+
+def test_the_example_config_is_valid_and_finds_the_shipped_rules() -> None:
+    """examples/watcher.toml loads, and its rules path reaches rules/ (every rule's
+    sources and sinks exist in it)."""
+    from watcher.rules.loader import load_rules
+
+    config = load_config(EXAMPLE)
+    rules = load_rules(config, base_dir=EXAMPLE.parent)
+    assert len(rules) >= 8
+    assert {s.name for s in config.sources} == {"companies", "ctas", "goals"}
+    assert set(config.sinks) == {"ops-slack", "crm"}
+    assert config.http is not None
+    assert config.http.host == "127.0.0.1"

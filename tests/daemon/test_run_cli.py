@@ -135,8 +135,28 @@ def test_run_reports_ready_serves_probes_reloads_and_stops_on_sigterm(
     SIGTERM -> STOPPING and exit 0."""
     sock, path = notify
     port = free_port()
-    (tmp_path / "watcher.toml").write_text(config_text(sim, port))
-    proc = start(tmp_path, {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    # secrets the systemd way: *_file names resolved under $CREDENTIALS_DIRECTORY
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "gainsight-access-key").write_text(KEY)
+    (creds / "feed-token").write_text(TOKEN)
+
+    def systemd_config(text: str) -> str:
+        return text.replace(
+            'access_key_env = "GAINSIGHT_ACCESS_KEY"', 'access_key_file = "gainsight-access-key"'
+        ).replace('feed_token_env = "WATCHER_FEED_TOKEN"', 'feed_token_file = "feed-token"')
+
+    (tmp_path / "watcher.toml").write_text(systemd_config(config_text(sim, port)))
+    proc = start(
+        tmp_path,
+        {
+            "NOTIFY_SOCKET": path,
+            "WATCHDOG_USEC": "400000",
+            "CREDENTIALS_DIRECTORY": str(creds),
+            "GAINSIGHT_ACCESS_KEY": "",
+            "WATCHER_FEED_TOKEN": "",
+        },
+    )
     try:
         seen: list[str] = []
 
@@ -158,7 +178,8 @@ def test_run_reports_ready_serves_probes_reloads_and_stops_on_sigterm(
         wait_until("a watchdog ping", lambda: received("WATCHDOG=1"))
         wait_until("a status line", lambda: received("STATUS=last poll companies/full ok"))
 
-        (tmp_path / "watcher.toml").write_text(config_text(sim, port, incremental="*/61 * * * *"))
+        bad = config_text(sim, port, incremental="*/61 * * * *")
+        (tmp_path / "watcher.toml").write_text(systemd_config(bad))
         proc.send_signal(signal.SIGHUP)
         rejected = wait_until(
             "reload rejected",
@@ -167,7 +188,8 @@ def test_run_reports_ready_serves_probes_reloads_and_stops_on_sigterm(
         assert "sources[0].incremental" in rejected[0]["error"]
         assert httpx.get(f"{base}/healthz").status_code == 200  # still running the old one
 
-        (tmp_path / "watcher.toml").write_text(config_text(sim, port, incremental="*/5 * * * *"))
+        good = config_text(sim, port, incremental="*/5 * * * *")
+        (tmp_path / "watcher.toml").write_text(systemd_config(good))
         proc.send_signal(signal.SIGHUP)
         wait_until(
             "reloaded", lambda: any(e["event"] == "config.reloaded" for e in log_lines(tmp_path))

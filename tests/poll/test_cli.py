@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 
@@ -58,7 +59,7 @@ page_size = 15
 def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     config: Path, sim: RunningSim, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """First poll: silent baseline. Then the summary lists exactly the mutations made."""
+    """First poll: silent baseline. Then exactly the mutations made through the admin API."""
     assert main(["--config", str(config), "poll", "companies", "--full"]) == 0
     out = capsys.readouterr().out
     assert "companies: full poll ok (baseline)" in out
@@ -66,9 +67,20 @@ def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     assert "no events" in out
 
     keys = sim.tenant.keys(COMPANY)
-    sim.tenant.update(COMPANY, keys[3], {"Arr": 123456.0})
-    sim.tenant.delete(COMPANY, keys[5])
-    created = sim.tenant.create(COMPANY)
+    reply = httpx.post(
+        sim.base_url + "/__sim/mutate",
+        headers=sim.headers,
+        json={
+            "ops": [
+                {"op": "update", "object": "Company", "key": keys[3], "fields": {"Arr": 123456.0}},
+                {"op": "delete", "object": "Company", "key": keys[5]},
+                {"op": "create", "object": "Company"},
+            ]
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    created_key = reply.json()["data"]["changes"][2]["key"]
     assert main(["--config", str(config), "poll", "companies"]) == 0
     out = capsys.readouterr().out
     assert "companies: full poll ok\n" in out
@@ -85,7 +97,7 @@ def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     assert {(e["data"]["change"], e["subject"]) for e in events} == {
         ("updated", keys[3]),
         ("deleted", keys[5]),
-        ("created", created.key),
+        ("created", created_key),
     }
     assert all(e["source"].startswith("gainsight://127.0.0.1/companies") for e in events)
 

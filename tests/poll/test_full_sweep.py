@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ async def test_incremental_before_baseline_runs_a_full_sweep(tmp_path: Path) -> 
     result = await h.poller.poll(source_config(), "incremental")
     assert result.mode == "full"
     assert h.store.state("companies").baseline_at is not None
+
+
+async def test_concurrent_sweeps_of_two_sources_share_one_store(tmp_path: Path) -> None:
+    """Seen-sets are per source: interleaved sweeps on one connection find no false missing."""
+    feed = tenant(50)
+    h = Harness(tmp_path / "w.db", feed)
+    a, b = source_config(name="a"), source_config(name="b")
+    await asyncio.gather(h.poller.poll(a), h.poller.poll(b))
+    feed.records.pop("1P02000010")
+    ra, rb = await asyncio.gather(h.poller.poll(a), h.poller.poll(b))
+    assert (ra.missing, rb.missing) == (1, 1)
+    assert (ra.deleted, rb.deleted) == (1, 1)
+    assert sorted(h.changes()) == [("deleted", "1P02000010")] * 2

@@ -41,7 +41,7 @@ COMPANIES = SourceConfig(
         "Csm",
         "RenewalDate",
         "ModifiedDate",
-    ),  # fmt: skip
+    ),
     ignore_fields=IGNORED,
     incremental="*/2 * * * *",
     incremental_overlap="1m",
@@ -60,8 +60,9 @@ CTAS = SourceConfig(
         "IsClosed",
         "IsImportant",
         "ModifiedDate",
-    ),  # fmt: skip
+    ),
     ignore_fields=IGNORED,
+    incremental="*/5 * * * *",
     page_size=20,
 )
 OBJECTS = {"companies": COMPANY, "ctas": CTA}
@@ -139,6 +140,7 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
                 sim.tenant.random_mutations(12)
                 clock.advance(90)
                 await poller.poll(COMPANIES, "incremental")
+                await poller.poll(CTAS, "incremental")
                 sim.tenant.random_mutations(6)
                 clock.advance(90)
                 for source in (COMPANIES, CTAS):

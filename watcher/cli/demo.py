@@ -19,6 +19,7 @@ import base64
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import tomllib
@@ -56,7 +57,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--seed", type=int, default=7, metavar="S")
     parser.add_argument(
         "--http-port", type=int, default=8790, metavar="P",
-        help="port of the daemon's health/metrics/feed server (default 8790, 0 = any)",
+        help="port of the daemon's health/metrics/feed server (default 8790, or any free "
+        "one when 8790 is taken)",
     )  # fmt: skip
     parser.add_argument(
         "--dir", type=Path, default=None, metavar="DIR",
@@ -127,11 +129,15 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
             example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
             config_file = folder / "watcher.toml"
             config_file.write_text(
-                demo_config(example, base_url=sim.base_url, folder=folder, http_port=args.http_port)
+                demo_config(
+                    example,
+                    base_url=sim.base_url,
+                    folder=folder,
+                    http_port=free_or_any(args.http_port),
+                )
             )
             config = load_config(config_file)
-            assert config.http is not None
-            _banner(out, args, sim.base_url, folder, config.http.listen)
+            _banner(out, args, sim.base_url, folder)
             driver = asyncio.create_task(
                 drive_mutations(sim.tenant, args.mutations_per_min, stop=stop)
             )
@@ -139,6 +145,7 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
                 daemon = build_daemon(config, config_file, grace_s=5.0, every_s=args.interval)
 
                 def stop_all() -> None:
+                    """Ctrl-C: stop the driver and the daemon (twice: stop at once)."""
                     stop.set()
                     daemon.request_stop()
 
@@ -147,13 +154,17 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
                 loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
                 if args.duration is not None:
                     loop.call_later(args.duration, stop_all)
-                kick = asyncio.create_task(_kick_off(daemon, sim.tenant, len(config.sources), out))
+                kick = asyncio.create_task(
+                    _kick_off(daemon, sim.tenant, len(config.sources), out, folder)
+                )
                 try:
                     code = await daemon.run()
                 finally:
-                    stop_all()
+                    stop.set()
                     kick.cancel()
-                    await asyncio.gather(driver, kick, return_exceptions=True)
+                    for result in await asyncio.gather(driver, kick, return_exceptions=True):
+                        if isinstance(result, Exception):
+                            print(f"demo: {type(result).__name__}: {result}", file=sys.stderr)
     print(
         f"demo stopped: {len(crm.received)} webhook and {len(slack.received)} Slack "
         "deliveries received",
@@ -163,9 +174,13 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
     return code
 
 
-async def _kick_off(daemon: Daemon, tenant: Tenant, sources: int, out: TextIO) -> None:
+async def _kick_off(
+    daemon: Daemon, tenant: Tenant, sources: int, out: TextIO, folder: Path
+) -> None:
     """Once the baseline is in, make one change per shipped rule, so the first
     deliveries show at the next poll rather than whenever chance matches a rule."""
+    await daemon.started.wait()
+    _endpoints(out, folder, daemon.http_port)
     await daemon.wait_for_polls(sources)
     companies = tenant.keys("Company")
     ctas = tenant.keys("call_to_action")
@@ -187,7 +202,7 @@ async def _kick_off(daemon: Daemon, tenant: Tenant, sources: int, out: TextIO) -
     )
 
 
-def _banner(out: Any, args: argparse.Namespace, sim_url: str, folder: Path, listen: str) -> None:
+def _banner(out: Any, args: argparse.Namespace, sim_url: str, folder: Path) -> None:
     print(
         "\n".join(
             [
@@ -197,10 +212,22 @@ def _banner(out: Any, args: argparse.Namespace, sim_url: str, folder: Path, list
                 f"  daemon            config {folder / 'watcher.toml'}, rules {RULES}",
                 f"                    polls every {args.interval:g}s (demo); database "
                 f"{folder / 'watcher.db'}",
-                f"  health / metrics  http://{listen}/readyz  http://{listen}/metrics",
+            ]
+        ),
+        file=out,
+        flush=True,
+    )
+
+
+def _endpoints(out: Any, folder: Path, port: int | None) -> None:
+    base = f"http://127.0.0.1:{port}"
+    print(
+        "\n".join(
+            [
+                f"  health / metrics  {base}/readyz  {base}/metrics",
                 "  pull feed         curl -H "
                 f'"Authorization: Bearer $(cat {folder / "feed-token"})" '
-                f'"http://{listen}/v1/events?after=0&wait=30"',
+                f'"{base}/v1/events?after=0&wait=30"',
                 "  receivers print each delivery below (slack <- ..., webhook <- ...)",
                 "",
             ]
@@ -208,6 +235,16 @@ def _banner(out: Any, args: argparse.Namespace, sim_url: str, folder: Path, list
         file=out,
         flush=True,
     )
+
+
+def free_or_any(port: int) -> int:
+    """``port`` when it is free on loopback, else 0 (any free port)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:

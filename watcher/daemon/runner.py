@@ -186,9 +186,13 @@ class Daemon:
         injected clock / ``max_polls`` polls have finished). Returns the exit code."""
         await asyncio.to_thread(self.state.migrate)
         self._components = await self._build(self.config)
-        self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
-        await self._load_schedule()
-        http_task = await self._start_http()
+        try:
+            self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
+            await self._load_schedule()
+            http_task = await self._start_http()
+        except BaseException:
+            await self._close_components()
+            raise
         self._start_dispatcher()
         watchdog = self._start_watchdog()
         log.info(
@@ -399,13 +403,15 @@ class Daemon:
         )
 
     async def _supervise(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """Run the dispatcher until ``stop``; if it crashes, log it and start it again."""
+        """Run the dispatcher until it returns; if it crashes, log it and start it again."""
         while not stop.is_set():
             try:
                 await dispatcher.run(stop)
             except Exception as exc:  # the dispatch boundary: log, restart, carry on
                 log.exception("dispatcher.crashed", error=redact(f"{type(exc).__name__}: {exc}"))
                 await self.clock.sleep(DISPATCHER_RESTART_S)
+            else:
+                return
 
     async def _stop_dispatcher(self) -> None:
         task, stop = self._dispatch_task, self._dispatch_stop
@@ -478,6 +484,11 @@ class Daemon:
 
     # -- shutdown ---------------------------------------------------------------
 
+    async def _close_components(self) -> None:
+        components, self._components = self._components, None
+        if components is not None and components.aclose is not None:
+            await components.aclose()
+
     async def _shutdown(
         self, http_task: asyncio.Task[None] | None, watchdog: asyncio.Task[None] | None
     ) -> None:
@@ -497,9 +508,7 @@ class Daemon:
         if watchdog is not None:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
-        components, self._components = self._components, None
-        if components is not None and components.aclose is not None:
-            await components.aclose()
+        await self._close_components()
         log.info("daemon.stopped", polls=self.polls_finished)
         self.notifier.close()
 

@@ -202,7 +202,7 @@ def real_builder(
 
         return Components(
             poller=EnginePoller(pollers),
-            dispatcher=dispatcher,
+            dispatcher=dispatcher if sinks else None,  # nothing to deliver to
             summary={"rules": len(rules), "sinks": sorted(config.sinks)},
             aclose=aclose,
             wake_dispatcher=dispatcher.wake,

@@ -152,6 +152,7 @@ class Dispatcher:
             )
         finally:
             watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
             self._sink_wakes = {}
 
     async def _run_sink(self, name: str, stop: asyncio.Event, poll_interval: float) -> None:
@@ -171,6 +172,7 @@ class Dispatcher:
             finally:
                 waiter.cancel()
                 sleeper.cancel()
+                await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
     async def aclose(self) -> None:
         for sink in self.sinks.values():

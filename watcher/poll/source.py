@@ -7,6 +7,7 @@ offset pages ordered by key, ``GTE`` on the modified field, ``IN`` on the key.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,12 +87,14 @@ class MemorySource:
         page_size: int = 100,
         before_page: Callable[[int], None] | None = None,
         deleted: list[MemoryDeleted] | None = None,
+        shuffle: random.Random | None = None,
     ) -> None:
         self.records: dict[str, dict[str, Any]] = records if records is not None else {}
         self.page_size = page_size
         self.before_page = before_page
         self.deleted = deleted if deleted is not None else []
         self.calls = 0
+        self.shuffle = shuffle  # each page request sees a new order (Cockpit lists may)
 
     def _matches(self, record: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
         for cond in conditions:
@@ -99,11 +102,8 @@ class MemorySource:
             if cond.operator == "IN":
                 if str(value) not in {str(v) for v in cond.values}:
                     return False
-            elif cond.operator == "GTE":
-                since = parse_iso(str(cond.values[0]))
-                text = normalize_date(value, cond.field)
-                when = parse_iso(text) if isinstance(text, str) else None
-                if since is None or when is None or when < since:
+            elif cond.operator in ("GTE", "LT"):
+                if not _compare(value, cond):
                     return False
             else:
                 raise NotImplementedError(f"MemorySource cannot filter with {cond.operator}")
@@ -125,6 +125,8 @@ class MemorySource:
                 self.before_page(number)
             rows = [r for r in self.records.values() if self._matches(r, conditions)]
             rows.sort(key=lambda r: tuple(_sortable(r.get(f), f) for f in order))
+            if self.shuffle is not None:
+                self.shuffle.shuffle(rows)
             start = (number - 1) * self.page_size
             page = [dict(r) for r in rows[start : start + self.page_size]]
             self.calls += 1
@@ -143,6 +145,21 @@ class MemorySource:
     ) -> list[MemoryDeleted]:
         self.calls += 1
         return [d for d in self.deleted if d.deleted_at is None or d.deleted_at > since]
+
+
+def _compare(value: Any, cond: Condition) -> bool:
+    """``GTE`` / ``LT``: as instants when the bound is a date, else as text (keys)."""
+    if value is None:
+        return False
+    bound_text = str(cond.values[0])
+    bound = parse_iso(bound_text)
+    if bound is not None:
+        text = normalize_date(value, cond.field)
+        when = parse_iso(text) if isinstance(text, str) else None
+        if when is None:
+            return False
+        return when >= bound if cond.operator == "GTE" else when < bound
+    return str(value) >= bound_text if cond.operator == "GTE" else str(value) < bound_text
 
 
 def _sortable(value: Any, field: str) -> str:

@@ -172,24 +172,30 @@ class Store:
             yield key, json.loads(body)
 
     # -- the sweep's seen-set (connection-private temp tables) --------------------
+    # Rows carry the source, so concurrent sweeps of different sources on one
+    # connection keep separate sets.
 
-    def seen_reset(self) -> None:
+    def seen_reset(self, source: str) -> None:
         with translate_errors("prepare sweep"):
-            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
             self.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS missing (n INTEGER PRIMARY KEY, key TEXT NOT NULL)"
+                "CREATE TEMP TABLE IF NOT EXISTS seen "
+                "(source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key)) WITHOUT ROWID"
             )
-            self.conn.execute("DELETE FROM temp.seen")
-            self.conn.execute("DELETE FROM temp.missing")
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS missing "
+                "(n INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL)"
+            )
+            self.seen_clear(source)
 
-    def seen_add(self, keys: Iterable[str]) -> None:
+    def seen_add(self, source: str, keys: Iterable[str]) -> None:
         """Add keys to the seen-set (temp tables only: no lock on the database)."""
         with translate_errors("mark seen keys"):
             own = not self.conn.in_transaction
             if own:
                 self.conn.execute("BEGIN")
             self.conn.executemany(
-                "INSERT OR IGNORE INTO temp.seen (key) VALUES (?)", ((k,) for k in keys)
+                "INSERT OR IGNORE INTO temp.seen (source, key) VALUES (?, ?)",
+                ((source, k) for k in keys),
             )
             if own:
                 self.conn.execute("COMMIT")
@@ -197,32 +203,38 @@ class Store:
     def missing_collect(self, source: str) -> int:
         """Store the keys with a snapshot that the sweep did not see; return how many."""
         with translate_errors("find missing keys"):
-            self.conn.execute("DELETE FROM temp.missing")
+            self.conn.execute("DELETE FROM temp.missing WHERE source = ?", (source,))
             cur = self.conn.execute(
-                "INSERT INTO temp.missing (key) SELECT s.key FROM snapshots s "
-                "WHERE s.source = ? AND NOT EXISTS (SELECT 1 FROM temp.seen t WHERE t.key = s.key) "
+                "INSERT INTO temp.missing (source, key) SELECT s.source, s.key FROM snapshots s "
+                "WHERE s.source = ? AND NOT EXISTS "
+                "(SELECT 1 FROM temp.seen t WHERE t.source = s.source AND t.key = s.key) "
                 "ORDER BY s.key",
                 (source,),
             )
         return int(cur.rowcount)
 
-    def missing_batches(self, size: int) -> Iterator[list[str]]:
+    def missing_batches(self, source: str, size: int) -> Iterator[list[str]]:
         """The collected missing keys, ``size`` at a time (bounded memory)."""
         last = 0
         while True:
             with translate_errors("read missing keys"):
                 rows = self.conn.execute(
-                    "SELECT n, key FROM temp.missing WHERE n > ? ORDER BY n LIMIT ?", (last, size)
+                    "SELECT n, key FROM temp.missing WHERE source = ? AND n > ? ORDER BY n LIMIT ?",
+                    (source, last, size),
                 ).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
             yield [r[1] for r in rows]
 
-    def seen_clear(self) -> None:
+    def seen_clear(self, source: str) -> None:
         with translate_errors("finish sweep"):
-            self.conn.execute("DROP TABLE IF EXISTS temp.seen")
-            self.conn.execute("DROP TABLE IF EXISTS temp.missing")
+            for table in ("seen", "missing"):
+                exists = self.conn.execute(
+                    "SELECT 1 FROM temp.sqlite_master WHERE name = ?", (table,)
+                ).fetchone()
+                if exists:
+                    self.conn.execute(f"DELETE FROM temp.{table} WHERE source = ?", (source,))  # noqa: S608 - fixed table names
 
     # -- commits ---------------------------------------------------------------
 
@@ -251,7 +263,7 @@ class Store:
             if page.poll_id and page.poll_counts:
                 self._add_poll_counts(page.poll_id, page.poll_counts)
             if page.seen:
-                self.seen_add(page.seen)
+                self.seen_add(source, page.seen)
         return committed
 
     def _insert_events(
