@@ -367,13 +367,13 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=100)
     parser.add_argument("--rpd", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
     configure_logging(level="error", stream=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

@@ -383,3 +383,20 @@ async def test_a_second_stop_request_cancels_in_flight_polls_at_once(tmp_path: P
         daemon.request_stop()
         assert await asyncio.wait_for(task, 5) == 0
     assert any(e["event"] == "daemon.force_stop" for e in logs)
+
+
+async def test_readiness_fails_when_the_database_file_is_deleted_or_replaced(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps writing to an unlinked file: /readyz must say so."""
+    clock = FakeClock(START)
+    daemon = make_daemon(tmp_path, clock, FakePoller(clock))
+    await daemon.run(until=START + timedelta(minutes=3))
+    assert daemon.readiness().checks["store"] == "ok"
+    db = tmp_path / "watcher.db"
+    db.rename(tmp_path / "moved.db")
+    assert daemon.readiness().checks["store"].startswith("not open")
+    db.write_bytes((tmp_path / "moved.db").read_bytes())  # a copy: another inode
+    state = daemon.readiness()
+    assert not state.ready
+    assert "replaced" in state.checks["store"]

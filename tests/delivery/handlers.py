@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 received: list[dict[str, Any]] = []
-gate = asyncio.Event()
 
 
 def record(event: dict[str, Any]) -> None:

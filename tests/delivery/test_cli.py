@@ -88,7 +88,7 @@ def test_rules_test_event_prints_exact_payloads_without_secrets(
     # no SLACK_URL / CRM_SECRET set: rendering needs no secret
     assert run(project, "rules", "test", "--event", str(event_file)) == 0
     out = capsys.readouterr().out
-    assert "rule arr-drop matches" in out
+    assert "rule arr-drop matches (throttle 1/key/1h: applied when delivering)" in out
     assert "-> ops-slack (slack)" in out
     assert "*Arr*: 1,000 → 800 (\u221220.0%)" in out
     assert '"webhook-id": "evt-C1-0"' in out
@@ -117,6 +117,9 @@ def test_pause_resume_and_deliveries_list_retry(
     assert "sink crm: paused at" in capsys.readouterr().out
     assert run(project, "pause", "--rule", "nope") == 2
     assert "no rule named 'nope'" in capsys.readouterr().err
+    assert run(project, "pause", "--rule", "arr-drop") == 0
+    assert run(project, "rules", "list") == 0
+    assert "PAUSED" in capsys.readouterr().out
     assert run(project, "resume", "--sink", "crm") == 0
     assert "resumed sink crm" in capsys.readouterr().out
 

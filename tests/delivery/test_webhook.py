@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,7 +204,8 @@ async def test_random_failures_never_reorder_a_key_and_lose_nothing(
     import random
 
     rng = random.Random(4)
-    h = harness(crm(webhook), {"name": "all", "sinks": ["crm"]})
+    schedule = ["0s"] + ["1s"] * 30  # enough attempts that no delivery can run out
+    h = harness(crm(webhook, retry_schedule=schedule), {"name": "all", "sinks": ["crm"]})
     for n in range(60):
         h.commit(arr_change(f"K{rng.randrange(5)}", 1.0, 2.0, n))
     webhook.then(*(Reply(rng.choice([200, 200, 500, 503, 429])) for _ in range(150)))
@@ -213,3 +216,48 @@ async def test_random_failures_never_reorder_a_key_and_lose_nothing(
         seqs = [a["sequence"] for a in attempts if a["data"]["key"] == key]
         assert seqs == sorted(seqs)
     assert len({json.loads(r.body)["id"] for r in webhook.ok}) == 60
+
+
+async def test_a_delivery_whose_outcome_cannot_be_recorded_is_repeated_with_the_same_id(
+    harness: Callable[..., Harness], webhook: WebhookReceiver, tmp_path: Path
+) -> None:
+    """The store is locked when the success should be written: the row stays pending,
+    the dispatcher says so and stops; the next round delivers again, same webhook-id."""
+    h = harness(crm(webhook), ARR_DROP)
+    (stored,) = h.commit(arr_change("C1", 100.0, 50.0))
+    h.db.conn.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(tmp_path / "watcher.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    with capture_logs() as logs:
+        await h.dispatcher.run_until_idle()
+    assert [e["event"] for e in logs] == ["dispatcher.store_error"]
+    other.execute("ROLLBACK")
+    other.close()
+    await h.dispatcher.run_until_idle()
+    assert h.statuses() == {"delivered": 1}
+    assert [r.headers["webhook-id"] for r in webhook.received] == [stored["id"]] * 2
+
+
+async def test_throttle_per_rule_counts_every_key(
+    harness: Callable[..., Harness], webhook: WebhookReceiver
+) -> None:
+    rule = {**ARR_DROP, "throttle": {"per": "rule", "max": 2, "window": "10m"}}
+    h = harness(crm(webhook, concurrency=1), rule)
+    h.commit(*(arr_change(f"C{n}", 100.0, 50.0, n) for n in range(4)))
+    await h.dispatcher.run_until_idle()
+    assert h.statuses() == {"delivered": 2, "suppressed": 2}
+    (row, *_) = h.dispatcher.outbox.list_deliveries(status="suppressed")
+    assert "throttled: rule 'arr-drop' allows 2 per rule per 10m" in (row.last_error or "")
+
+
+async def test_digest_rule_on_a_webhook_sends_each_event_in_order_when_the_window_closes(
+    harness: Callable[..., Harness], webhook: WebhookReceiver
+) -> None:
+    h = harness(crm(webhook), {**ARR_DROP, "digest": "5m"})
+    h.commit(arr_change("C1", 100.0, 50.0, 1), arr_change("C1", 50.0, 20.0, 2))
+    await h.dispatcher.run_until_idle()
+    assert webhook.received == []
+    (row, _) = h.dispatcher.outbox.list_deliveries()
+    assert row.next_attempt_at >= h.clock.now().timestamp() + 299  # deferred to window end
+    await h.dispatcher.run_until_idle(settle=True)
+    assert [json.loads(r.body)["id"] for r in webhook.received] == ["evt-C1-1", "evt-C1-2"]

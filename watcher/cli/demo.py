@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from watcher.config import load_config
+from watcher.errors import ConfigError
 
 if TYPE_CHECKING:
     from watcher.daemon.runner import Daemon
@@ -77,6 +78,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from watcher.logging import configure_logging
 
+    for needed in (EXAMPLE, RULES):
+        if not needed.exists():
+            raise ConfigError(
+                f"{needed} not found: watcher demo runs from a clone of the repository "
+                "(make run); installed elsewhere, use watcher sim and watcher run"
+            )
     level = "info" if args.verbose else "warning"
     configure_logging(level=level)
     if args.dir is not None:

@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run, mode=None)
 
 
+def max_level(a: str, b: str) -> str:
+    order = ["debug", "info", "warning", "error"]
+    return a if order.index(a) >= order.index(b) else b
+
+
 def find_source(config: WatcherConfig, name: str) -> SourceConfig:
     for source in config.sources:
         if source.name == name:
@@ -90,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--allow-mass-delete applies to a full sweep; add --full")
     if mode == "delete_log" and source.delete_log is None and not args.dry_run:
         print(f"note: source {source.name!r} has no delete_log schedule", file=sys.stderr)
-    configure_logging(level=args.log_level, stream=sys.stderr)
+    # The summary says what poll.finished would; log lines stay out of the way
+    # unless they warn (a held delete) or debugging was asked for.
+    level = "debug" if args.log_level == "debug" else max_level(args.log_level, "warning")
+    configure_logging(level=level, stream=sys.stderr)
     router = _router(config, base_dir)
     result = asyncio.run(
         _poll(

@@ -36,8 +36,11 @@ def run_list(args: argparse.Namespace) -> int:
     if not ctx.rules:
         print("no rules loaded (check [rules] paths)")
         return 0
+    paused = _paused_rules(ctx)
     for rule in ctx.rules:
         flags = [] if rule.enabled else ["disabled"]
+        if rule.name in paused:
+            flags.append("PAUSED")
         if rule.throttle:
             t = rule.throttle
             flags.append(f"throttle {t.max}/{t.per}/{t.window}")
@@ -50,6 +53,24 @@ def run_list(args: argparse.Namespace) -> int:
         if rule.description:
             print(f"    {rule.description}")
     return 0
+
+
+def _paused_rules(ctx: Any) -> frozenset[str]:
+    """Rules paused in the store, read-only; none when there is no store yet."""
+    from watcher.cli._outbox import open_readonly
+    from watcher.errors import StoreError
+    from watcher.store.outbox import Outbox
+
+    if not ctx.db_path.exists():
+        return frozenset()
+    try:
+        db = open_readonly(ctx)
+        try:
+            return Outbox(db).pauses().rules
+        finally:
+            db.conn.close()
+    except StoreError:
+        return frozenset()
 
 
 def _read_events(args: argparse.Namespace, ctx: Any) -> list[dict[str, Any]]:
@@ -90,17 +111,23 @@ def run_test(args: argparse.Namespace) -> int:
     for event in events:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         assert isinstance(data, dict)
-        print(
-            f"event {event.get('id')} {event.get('type')} "
-            f"{data.get('source')}:{data.get('key')} (sequence {event.get('sequence')})"
-        )
+        seq = f" (sequence {event['sequence']})" if "sequence" in event else ""
+        where = f"{data.get('source')}:{data.get('key')}"
+        print(f"event {event.get('id')} {event.get('type')} {where}{seq}")
         matched = matching_rules(ctx.rules, event)
         if not matched:
             print("  no rule matches")
             continue
         body = json.dumps(event, ensure_ascii=False)
         for rule in matched:
-            print(f"  rule {rule.name} matches")
+            extra = []
+            if rule.throttle:
+                t = rule.throttle
+                extra.append(f"throttle {t.max}/{t.per}/{t.window}")
+            if rule.digest:
+                extra.append(f"digest {rule.digest.window}")
+            note = f" ({', '.join(extra)}: applied when delivering)" if extra else ""
+            print(f"  rule {rule.name} matches{note}")
             item = Item.from_body("preview", rule.name, body, rule)
             for sink_name in rule.sinks:
                 preview = sinks[sink_name].preview([item])

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -63,6 +70,7 @@ class Metrics:
     """The daemon's metrics; ``render()`` gives the Prometheus text format."""
 
     def __init__(self, store_stats: Callable[[], StoreStats | None] | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double every counter
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.polls = Counter(

@@ -136,7 +136,8 @@ class Daemon:
         self._dispatch_stop: asyncio.Event | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
         self._seen_sequence = 0
-        self._status = "starting"
+        self._store_inode: int | None = None
+        self._status = "no poll yet"
         #: Set once the daemon is up (READY=1 sent); tests and the demo await it.
         self.started = asyncio.Event()
         #: Set after each reload attempt (applied or rejected).
@@ -188,6 +189,7 @@ class Daemon:
         self._components = await self._build(self.config)
         try:
             self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
+            self._store_inode = self.view.inode()
             await self._load_schedule()
             http_task = await self._start_http()
         except BaseException:
@@ -348,11 +350,15 @@ class Daemon:
         """Store open, and every source's last poll recent and successful."""
         checks: dict[str, str] = {}
         ready = True
-        if self.view.is_open():
-            checks["store"] = "ok"
-        else:
-            checks["store"] = "not open"
+        inode = self.view.inode()
+        if inode is None or not self.view.is_open():
+            checks["store"] = "not open (the database file is missing or unreadable)"
             ready = False
+        elif self._store_inode is not None and inode != self._store_inode:
+            checks["store"] = "the database file was replaced under the daemon; restart it"
+            ready = False
+        else:
+            checks["store"] = "ok"
         now = self.clock.now()
         for source in self.config.sources:
             jobs = [j for j in self._jobs if j.source == source.name]

@@ -110,6 +110,14 @@ class StoreView:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return {r[0] for r in rows}
 
+    def inode(self) -> int | None:
+        """The database file's inode (``None``: no file), to notice a file replaced or
+        deleted under the daemon (SQLite would go on writing to the unlinked one)."""
+        try:
+            return self.path.stat().st_ino
+        except OSError:
+            return None
+
     def is_open(self) -> bool:
         """The store file exists and answers a query."""
         if not self.path.exists():

@@ -16,7 +16,8 @@
   a delivery over the limit becomes ``suppressed`` (kept, never sent).
 - Digest (rule ``digest``): a rule's pending deliveries wait until ``window`` after
   the first one was queued, then go out together (Slack: one message; other sinks:
-  each event, in order). Digest deliveries do not take part in per-key ordering.
+  each event, in order). Digest deliveries do not take part in per-key ordering and
+  are not throttled.
 - At-least-once: a row stays ``pending`` until the sink confirmed it, so a crash
   mid-attempt means one more attempt, carrying the same event id.
 
@@ -47,6 +48,7 @@ from watcher.errors import (
     PermanentDispatchError,
     RetryableDispatchError,
     SinkGoneError,
+    StoreError,
 )
 from watcher.logging import get_logger, redact
 from watcher.rules.models import Rule
@@ -80,6 +82,7 @@ class _SinkState:
     # planned groups not started yet (one plan serves many completions: fewer queries)
     queue: deque[list[DeliveryRow]] = field(default_factory=deque)
     wake: float | None = None
+    failed_store: bool = False
 
 
 class Dispatcher:
@@ -196,7 +199,7 @@ class Dispatcher:
             while True:
                 pauses = self.outbox.pauses()
                 wake: float | None = None
-                if name not in pauses.sinks and not self._stopping:
+                if name not in pauses.sinks and not self._stopping and not state.failed_store:
                     if not state.queue:
                         groups, state.wake = self._select(name, sink, state, pauses.rules)
                         state.queue.extend(groups)
@@ -207,6 +210,8 @@ class Dispatcher:
                             self._start(name, sink, state, group)
                     wake = self.clock.now().timestamp() if state.queue else state.wake
                 if not state.tasks:
+                    if state.failed_store:
+                        return
                     if wake is not None:
                         self._next_wake[name] = wake
                     if not settle or wake is None:
@@ -220,7 +225,16 @@ class Dispatcher:
                         state.busy_keys.discard(row.order_key)
                         state.inflight_rules[(row.rule, row.order_key)] -= 1
                         state.inflight_rules[(row.rule, "")] -= 1
-                    task.result()
+                    try:
+                        task.result()
+                    except StoreError as exc:
+                        # the outcome could not be recorded: the rows stay pending (one
+                        # more attempt later, same ids); stop this drain, retry next round
+                        self.log.error(  # noqa: TRY400  # the message says it all; no trace
+                            "dispatcher.store_error", sink=name, error=redact(str(exc))
+                        )
+                        state.queue.clear()
+                        state.failed_store = True
         finally:  # cancelled (shutdown, crash test): in-flight attempts stop, rows stay pending
             for task in state.tasks:
                 task.cancel()

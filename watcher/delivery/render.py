@@ -17,6 +17,7 @@ MAX_TEXT = 3000
 MAX_VALUE = 300
 CREATED_FIELDS = 8
 LINK_FIELDS = frozenset({"key", "source", "object", "subject", "id", "type"})
+OBJECT_LABELS = {"call_to_action": "CTA", "cs_goal": "Goal"}
 _SYSTEM = frozenset({"CreatedDate", "ModifiedDate", "CreatedBy", "ModifiedBy", "Gsid"})
 
 
@@ -148,7 +149,8 @@ def _headline(event: Mapping[str, Any], link: str | None) -> str:
     data = _data(event)
     name = escape(_truncate(record_name(event), 200))
     title = f"<{link}|{name}>" if link else name
-    what = f"{data.get('object') or data.get('source') or 'record'} {data.get('change', '')}"
+    obj = str(data.get("object") or data.get("source") or "record")
+    what = f"{OBJECT_LABELS.get(obj, obj)} {data.get('change', '')}"
     return f"*{title}* · {escape(what.strip())}"
 
 
@@ -205,7 +207,8 @@ def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
             more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
             text = f"{record_name(event)}: {'; '.join(parts)}{more}"
         else:
-            text = f"{record_name(event)}: {data.get('object', 'record')} {data.get('change', '')}"
+            obj = str(data.get("object", "record"))
+            text = f"{record_name(event)}: {OBJECT_LABELS.get(obj, obj)} {data.get('change', '')}"
         return _truncate(text, MAX_TEXT)
     names = ", ".join(record_name(e) for e, _ in events[:10])
     more = f" and {len(events) - 10} more" if len(events) > 10 else ""

@@ -380,14 +380,15 @@ class Poller:
                 result.records += len(fetched.records)
                 result.api_calls += fetched.calls
                 self.hook("page_fetched")
-                page = self._process(sweep, fetched.records, mark_seen=True)
+                page = self._process(sweep, fetched.records, mark_seen=total_before > 0)
                 page.poll_counts = {"pages": 1, "records": len(fetched.records)}
                 self._commit(sweep, page)
                 self.hook("page_committed")
                 _collect_garbage(result.pages)
                 if progress is not None:
                     progress(result)
-            await self._sweep_deletes(sweep, total_before, allow_mass_delete)
+            if total_before > 0:  # only keys stored before this sweep can be missing
+                await self._sweep_deletes(sweep, total_before, allow_mass_delete)
         finally:
             self.store.seen_clear(source.name)
         if result.dry_run or result.outcome == "held":

@@ -574,7 +574,11 @@ def main(argv: list[str] | None = None) -> int:
     from watcher.logging import configure_logging
 
     configure_logging(level="warning", stream=sys.stderr)
-    report = asyncio.run(run_soak(options))
+    try:
+        report = asyncio.run(run_soak(options))
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        print(f"soak seed={seed}: ABORTED: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(report.summary(), flush=True)
     return 0 if report.ok else 1
 

@@ -45,9 +45,12 @@ _STATE_COLUMNS = frozenset(
 )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _body(record: Record) -> str:
     """Snapshot text: compact JSON, fields in the order Gainsight sent them."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(record)
 
 
 def route_nothing(_event: dict[str, Any]) -> Sequence[tuple[str, str]]:
