@@ -15,7 +15,6 @@ import contextlib
 import hmac
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -24,9 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from watcher.daemon.health import Readiness
 from watcher.daemon.metrics import CONTENT_TYPE, Metrics
 from watcher.daemon.state import FeedPage, StoreView
 from watcher.errors import ConfigError
+
+__all__ = ["EventSignal", "HttpServer", "Readiness", "bind", "create_app"]
 
 MAX_WAIT_S = 60.0
 MAX_LIMIT = 1000
@@ -50,14 +52,6 @@ class EventSignal:
             await asyncio.wait_for(self._event.wait(), seconds)
             return True
         return False
-
-
-@dataclass
-class Readiness:
-    """The answer of ``/readyz``: ready, and why not."""
-
-    ready: bool
-    checks: dict[str, str] = field(default_factory=dict)
 
 
 def create_app(

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from watcher.clock import Clock
 from watcher.config import SourceConfig, WatcherConfig, load_config, resolve_secret
-from watcher.daemon.http import EventSignal, HttpServer, Readiness, bind, create_app
+from watcher.daemon.health import Readiness, assess, store_check
+from watcher.daemon.http import EventSignal, HttpServer, bind, create_app
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.schedule import (
     Job,
@@ -41,7 +42,6 @@ from watcher.daemon.schedule import (
     next_wake,
     plan,
     reschedule,
-    stale_after_s,
 )
 from watcher.daemon.sdnotify import Notifier
 from watcher.daemon.state import ScheduleState, StoreView
@@ -348,34 +348,13 @@ class Daemon:
 
     def readiness(self) -> Readiness:
         """Store open, and every source's last poll recent and successful."""
-        checks: dict[str, str] = {}
-        ready = True
-        inode = self.view.inode()
-        if inode is None or not self.view.is_open():
-            checks["store"] = "not open (the database file is missing or unreadable)"
-            ready = False
-        elif self._store_inode is not None and inode != self._store_inode:
-            checks["store"] = "the database file was replaced under the daemon; restart it"
-            ready = False
-        else:
-            checks["store"] = "ok"
-        now = self.clock.now()
-        for source in self.config.sources:
-            jobs = [j for j in self._jobs if j.source == source.name]
-            limit = stale_after_s(jobs, now)
-            result = self.last_result.get(source.name)
-            if result is None:
-                checks[source.name] = "no poll yet"
-                ready = False
-            elif not result[1]:
-                checks[source.name] = "last poll failed"
-                ready = False
-            elif limit is not None and (now - result[0]).total_seconds() > limit:
-                checks[source.name] = f"last successful poll older than {limit:.0f}s"
-                ready = False
-            else:
-                checks[source.name] = "ok"
-        return Readiness(ready, checks)
+        return assess(
+            store=store_check(self._store_inode, self.view.inode(), self.view.is_open()),
+            sources=[s.name for s in self.config.sources],
+            jobs=self._jobs,
+            last=dict(self.last_result),
+            now=self.clock.now(),
+        )
 
     # -- http, dispatcher, watchdog -------------------------------------------
 
