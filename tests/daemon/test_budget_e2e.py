@@ -2,7 +2,7 @@
 
 A big source's baseline sweep needs minutes of budget at a low requests_per_minute;
 a small source polls incrementally every minute meanwhile. Run on a time-scaled
-clock shared by the tenant and the daemon (a simulated minute is 2 real seconds)
+clock shared by the tenant and the daemon (a simulated minute is 3 real seconds)
 so minutes of schedule take seconds: the tenant never answers 429, no 60-second
 window carries more than requests_per_minute calls, incremental polls run on their
 minute while the sweep is still going, and no sweep request ever jumps ahead of a
@@ -108,7 +108,7 @@ async def test_a_long_sweep_never_starves_incrementals_nor_breaks_the_rate_limit
 ) -> None:
     """26 pages at 6/min take 4+ minutes; the minute incrementals still run on time."""
     start = datetime(2026, 11, 23, 16, 0, 30, tzinfo=UTC)
-    clock = ScaledClock(30, start)
+    clock = ScaledClock(20, start)
     monkeypatch.setenv("BUDGET_TEST_KEY", KEY)
     with running_sim(
         companies=5200, ctas=30, goals=0, access_key=KEY, clock=clock, requests_per_minute=RPM

@@ -106,6 +106,11 @@ def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     assert keys[5] in listing
     assert keys[3] not in listing
 
+    assert main(["--config", str(config), "events", "list", "--since", "1h", "--limit", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["--config", str(config), "events", "list", "--since", "yesterday-ish"]) == 2
+    assert "--since" in capsys.readouterr().err
+
     assert main(["--config", str(config), "events", "show", events[0]["id"]]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown == events[0]
