@@ -141,6 +141,9 @@ class Dispatcher:
         retry or ``poll_interval``. On ``stop`` no new attempt starts; in-flight ones
         finish (cancel the task to abandon them: they stay pending)."""
         self._stopping = False
+        if not self.sinks:  # nothing to deliver to: just live until told to stop
+            await stop.wait()
+            return
         self._sink_wakes = {name: asyncio.Event() for name in self.sinks}
 
         async def watch_stop() -> None:
