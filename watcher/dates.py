@@ -146,6 +146,7 @@ def normalize_date(value: Any, field: str = "") -> Any:
 def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     """Normalize every date in one flat record (keys as Gainsight sent them)."""
     out: dict[str, Any] = {}
+    date_fields = _DATE_FIELD_CACHE
     for name, raw in record.items():
         value = raw
         kind = type(value)
@@ -158,11 +159,16 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
                     value = normalize_date(value)
             elif first.isspace():
                 value = normalize_date(value)
-        elif kind is int:
-            if _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX and looks_like_date_field(name):
-                value = _format_epoch_ms(value)
-        elif kind is float:
-            value = normalize_date(value, name)
+        elif kind is int or kind is float:
+            is_date = date_fields.get(name)
+            if is_date is None:
+                is_date = looks_like_date_field(name)
+            if is_date:
+                if kind is int:
+                    if _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
+                        value = _EPOCH_TEXT.get(value) or _format_epoch_ms(value)
+                else:
+                    value = normalize_date(value, name)
         out[name] = value
     return out
 

@@ -29,7 +29,7 @@ async def test_minute_window_waits_until_the_oldest_send_leaves_the_window(
     """The (N+1)th call in a minute waits 60 s + 1 s margin after the oldest one."""
     clock = FakeClock()
     budget = Budget(per_minute, 10_000, clock)
-    waits = [await budget.acquire(Priority.LOW) for _ in range(calls)]
+    waits = [await budget.acquire(Priority.HIGH) for _ in range(calls)]
     assert waits == pytest.approx(expected_waits)
     assert budget.stats.calls == calls
     assert budget.stats.waits == sum(1 for w in expected_waits if w > 0)
@@ -144,3 +144,23 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_wakes_the_next() -> None:
 def test_budget_rejects_non_positive_limits() -> None:
     with pytest.raises(ValueError, match="positive"):
         Budget(0, 10, FakeClock())
+
+
+async def test_full_sweeps_leave_a_share_of_each_minute_to_incremental_polls() -> None:
+    """LOW callers stop at per_minute minus the reserve; a HIGH caller then goes at once."""
+    clock = FakeClock()
+    budget = Budget(100, 10**6, clock)
+    assert budget.reserved_high == 10
+    low_waits = [await budget.acquire(Priority.LOW) for _ in range(90)]
+    assert low_waits == [0.0] * 90
+    assert budget.delay(Priority.LOW) > 0
+    assert await budget.acquire(Priority.HIGH) == 0.0
+    # the 91st LOW call waits for the window to slide, not for HIGH callers
+    assert await budget.acquire(Priority.LOW) == pytest.approx(61.0)
+
+
+async def test_a_budget_of_one_per_minute_reserves_nothing() -> None:
+    clock = FakeClock()
+    budget = Budget(1, 10**6, clock)
+    assert budget.reserved_high == 0
+    assert await budget.acquire(Priority.LOW) == 0.0

@@ -171,7 +171,8 @@ async def test_a_budget_matching_the_tenant_never_trips_its_limit() -> None:
     assert len(got) == 60
     assert client.stats.rate_limited == 0
     assert client.budget.stats.calls == 13
-    assert client.budget.stats.waits == 3
+    # a sweep (LOW) takes 3 of the 4 slots a minute, one is kept for incremental polls
+    assert client.budget.stats.waits == 4
 
 
 async def test_5xx_faults_are_retried_and_the_read_is_complete() -> None:

@@ -17,8 +17,11 @@ minute, which only ever errs on the safe side.
 Waiters are served by priority: every :attr:`Priority.HIGH` waiter (incremental
 polls, delete-log reads, delete confirmations) goes before any
 :attr:`Priority.LOW` waiter (full sweeps), first come first served within a
-priority, so a long sweep can never starve incremental polls. Time and sleeping
-come from the injected :class:`~watcher.clock.Clock`.
+priority, so a long sweep can never starve incremental polls. On top of that a
+share of each minute (``high_reserve``, 10% by default, at least one request) is
+kept for HIGH callers: a full sweep that runs flat out leaves room, so an
+incremental poll arriving mid-sweep is served at once instead of waiting for the
+window to slide. Time and sleeping come from the injected :class:`~watcher.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -78,10 +81,15 @@ class Budget:
         clock: Clock,
         *,
         margin_s: float = 1.0,
+        high_reserve: float = 0.1,
     ) -> None:
         if per_minute <= 0 or per_day <= 0:
             raise ValueError("per_minute and per_day must be positive")
         self.per_minute = per_minute
+        # Slots per minute LOW callers may not take; none when the budget is 1/min.
+        self.reserved_high = (
+            max(1, int(per_minute * high_reserve)) if per_minute > 1 and high_reserve > 0 else 0
+        )
         self.per_day = per_day
         self._clock = clock
         self._minute_window = MINUTE_S + margin_s
@@ -102,14 +110,15 @@ class Budget:
         while self._day and self._day[0][0] + self._day_window <= now:
             self._day_total -= int(self._day.popleft()[1])
 
-    def delay(self) -> float:
-        """Seconds until one more request may be sent (0.0 when it may go now)."""
+    def delay(self, priority: Priority = Priority.HIGH) -> float:
+        """Seconds until one more request of ``priority`` may be sent (0.0: now)."""
         now = self._clock.monotonic()
         self._expire(now)
         wait = max(0.0, self._paused_until - now)
-        if len(self._minute) >= self.per_minute:
+        limit = self.per_minute - (self.reserved_high if priority is Priority.LOW else 0)
+        if len(self._minute) >= limit:
             # the slot frees when enough of the oldest sends leave the window
-            oldest = self._minute[len(self._minute) - self.per_minute]
+            oldest = self._minute[len(self._minute) - limit]
             wait = max(wait, oldest + self._minute_window - now)
         if self._day_total >= self.per_day:
             excess = self._day_total - self.per_day + 1
@@ -169,7 +178,7 @@ class Budget:
         try:
             while True:
                 if self._queue[0] is waiter:
-                    wait = self.delay()
+                    wait = self.delay(priority)
                     if wait <= 0:
                         heapq.heappop(self._queue)
                         self._record(self._clock.monotonic(), priority)
