@@ -137,3 +137,26 @@ def test_events_list_without_a_store_says_what_to_do(
 ) -> None:
     assert main(["--config", str(config), "events", "list"]) == 2
     assert "no store yet" in capsys.readouterr().err
+
+
+def test_summary_of_a_held_sweep_and_the_progress_line() -> None:
+    """A held sweep says so and how to apply it; progress redraws one line in place."""
+    import io
+
+    from watcher.cli.poll import _Progress, print_summary
+    from watcher.poll import PollResult
+
+    result = PollResult("p1", "companies", "full", "manual", outcome="held", held=40, missing=40)
+    out = io.StringIO()
+    print_summary(result, out)
+    text = out.getvalue()
+    assert "companies: full poll held" in text
+    assert "HELD       40 deletes" in text
+    assert "watcher poll companies --full --allow-mass-delete" in text
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    result.pages, result.records = 3, 15_000
+    progress(result)
+    progress.done()
+    assert stream.getvalue().startswith("\rcompanies: page 3, 15,000 records")
+    assert stream.getvalue().endswith("\r\x1b[K")

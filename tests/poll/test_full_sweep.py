@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.poll.helpers import Harness, company, source_config, tenant
 from watcher.errors import PollError, TransientError
 from watcher.poll import MIN_HELD_DELETES, MemorySource
+from watcher.poll.source import MemoryPage
 
 
 async def test_first_sweep_is_a_silent_baseline(tmp_path: Path) -> None:
@@ -186,3 +190,43 @@ async def test_concurrent_sweeps_of_two_sources_share_one_store(tmp_path: Path) 
     assert (ra.missing, rb.missing) == (1, 1)
     assert (ra.deleted, rb.deleted) == (1, 1)
     assert sorted(h.changes()) == [("deleted", "1P02000010")] * 2
+
+
+class ShortReplies(MemorySource):
+    """Replies sometimes hold only the first half of their rows (valid JSON, short)."""
+
+    def __init__(self, *args: Any, rate: float, seed: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rng = random.Random(seed)
+        self.rate = rate
+
+    def _cut(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return rows[: len(rows) // 2] if self.rng.random() < self.rate else rows
+
+    async def iter_pages(self, source: Any, **kwargs: Any) -> AsyncIterator[MemoryPage]:
+        async for page in super().iter_pages(source, **kwargs):
+            yield MemoryPage(self._cut(page.records), page.number)
+
+    async def fetch_by_keys(self, source: Any, keys: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        rows = await super().fetch_by_keys(source, keys, **kwargs)
+        return self._cut(sorted(rows, key=lambda r: str(r["Gsid"])))
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_short_replies_never_cause_a_false_delete(tmp_path: Path, seed: int) -> None:
+    """Sweeps that end early and by-key reads that drop rows: only real deletes emit."""
+    records = {r["Gsid"]: r for r in (company(i) for i in range(120))}
+    feed = ShortReplies(records, page_size=10, rate=0.3, seed=seed)
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config(max_delete_fraction=1.0)
+    feed.rate = 0.0
+    await h.poller.poll(src)
+    feed.rate = 0.3
+    gone = {f"1P02{i:06d}" for i in range(3, 120, 17)}
+    for key in gone:
+        feed.records.pop(key)
+    for _ in range(5):
+        await h.poller.poll(src)
+    feed.rate = 0.0
+    await h.poller.poll(src)
+    assert sorted(h.changes()) == sorted(("deleted", k) for k in gone)

@@ -63,13 +63,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[E2E], bool]]] =
 }
 
 
-KNOWN_GAPS = {
-    SHORT: "known gap: a full sweep ends at a short page, and the delete confirmation "
-    "(Gsid IN [...]) trusts a short reply too, so keys it did not return are deleted "
-    "although they exist (seen: 10-12 false deletes per sweep at a 20% short-page rate). "
-    "Fix in the poll engine: confirm a delete only when a second, separate by-key read "
-    "also lacks the key, or when two consecutive sweeps miss it.",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -271,13 +265,6 @@ async def test_a_database_corrupted_under_the_daemon_is_a_clear_error_not_silent
         assert "malformed" in str(info.value) or "not a database" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: nothing notices that the database file was deleted; SQLite keeps "
-    "writing to the unlinked inode, and a restart starts a new silent baseline, so the "
-    "changes and undelivered events of the gap are lost (fix: compare os.stat(path).st_ino "
-    "with os.fstat of the open file before each commit / in /readyz)",
-)
 async def test_a_database_file_deleted_under_the_daemon_is_noticed(tmp_path: Path) -> None:
     """Deleting watcher.db while the store is open must fail the next commit clearly."""
     async with e2e(tmp_path, seed=15) as h:

@@ -177,3 +177,35 @@ def test_in_memory_database_works() -> None:
     store = Store(Database(memory=True), clock=FakeClock())
     store.commit("s", PageCommit(writes=[("K", 1, {"a": 1})]))
     assert dict(store.iter_snapshots("s")) == {"K": {"a": 1}}
+
+
+def test_lone_surrogates_are_stored_as_escapes(store: Store) -> None:
+    """A "\\ud800" value (legal JSON escape) is stored and emitted, not refused by SQLite."""
+    ev = event("e1")
+    ev["data"]["after"] = {"Name": "\ud800"}
+    out = store.commit("s", PageCommit(writes=[("K", 1, {"Name": "\ud800"})], events=[ev]))
+    assert out[0]["data"]["after"]["Name"] == "\ud800"
+    assert dict(store.iter_snapshots("s")) == {"K": {"Name": "\ud800"}}
+    stored = store.get_event("e1")
+    assert stored is not None
+    assert "\\ud800" in stored.body
+    assert stored.cloudevent()["data"]["after"]["Name"] == "\ud800"
+    ok = event("e2")
+    ok["data"]["after"] = {"Name": "Zoë"}
+    store.commit("s", PageCommit(events=[ok]))
+    stored_ok = store.get_event("e2")
+    assert stored_ok is not None
+    assert "Zoë" in stored_ok.body  # ordinary text stays readable UTF-8
+
+
+def test_a_deleted_database_file_fails_the_next_commit(tmp_path: Path) -> None:
+    """Writes to an unlinked file would vanish at the next start: refuse them, say why."""
+    path = tmp_path / "w.db"
+    store = Store.open(path, clock=FakeClock())
+    store.commit("s", PageCommit(writes=[("K", 1, {})]))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        store.commit("s", PageCommit(writes=[("K2", 2, {})]))
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        store.start_poll("p", "s", "full", "manual")

@@ -73,6 +73,8 @@ Hook = Callable[[str], None]
 MIN_HELD_DELETES = 10
 DAY = timedelta(days=1)
 GC_EVERY_PAGES = 8
+CONFIRM_EMPTY_READS = 2  # consecutive by-key reads that must all lack a key to delete it
+MAX_CONFIRM_READS = 8
 RANGE_SPLIT = 4  # parts a full key range is split into (unordered sources)
 DELETE_LOG_RETENTION = timedelta(days=15)
 
@@ -462,11 +464,10 @@ class Poller:
         # Confirm: a key the pages skipped is read again by key; only absent keys are deletes.
         for batch in self.store.missing_batches(source.name, self.confirm_batch):
             self.hook("confirm_batch")
-            found = await self.client.fetch_by_keys(source, batch, priority=Priority.HIGH)
-            result.api_calls += max(1, -(-len(batch) // source.effective_page_size))
-            if found:
-                result.reappeared += len(found)
-                self._commit(sweep, self._process(sweep, found, mark_seen=True))
+            absent = set(await self._read_absent(sweep, batch, mark_seen=True))
+            undecided = [k for k in batch if k not in absent]
+            if undecided:  # found again (already marked) or not confirmed: not deleted now
+                self.store.seen_add(source.name, undecided)
         confirmed = self.store.missing_collect(source.name)
         if not confirmed:
             self._clear_hold(sweep)
@@ -483,6 +484,52 @@ class Poller:
             self.hook("delete_batch")
             self._delete(sweep, batch)
         self._clear_hold(sweep)
+
+    async def _read_absent(
+        self, sweep: _Sweep, keys: list[str], *, mark_seen: bool = False
+    ) -> list[str]:
+        """Those of ``keys`` that reads by key confirm are gone; found records are processed.
+
+        A reply may be incomplete (a short page, a dropped row), so absence counts
+        only when :data:`CONFIRM_EMPTY_READS` consecutive reads of the remaining keys
+        find none of them, and a read that asked for a *sentinel* - a key known to
+        exist, sorting after the keys asked for - counts only if the sentinel came
+        back. Keys still unsettled after :data:`MAX_CONFIRM_READS` reads are not
+        confirmed (a later sweep decides).
+        """
+        source, result = sweep.source, sweep.result
+        remaining = list(keys)
+        empties = reads = misses = 0
+        while remaining and reads < MAX_CONFIRM_READS:
+            sentinel = None if misses >= 2 else self.store.key_after(source.name, max(remaining))
+            ask = [*remaining, sentinel] if sentinel is not None else remaining
+            found = await self.client.fetch_by_keys(source, ask, priority=Priority.HIGH)
+            reads += 1
+            result.api_calls += max(1, -(-len(ask) // source.effective_page_size))
+            found_keys = {record_key(r, source.key) for r in found}
+            wanted = set(remaining)
+            fresh = [r for r in found if record_key(r, source.key) in wanted]
+            if fresh:
+                result.reappeared += len(fresh)
+                self._commit(sweep, self._process(sweep, fresh, mark_seen=mark_seen))
+                remaining = [k for k in remaining if k not in found_keys]
+                empties = 0
+            elif sentinel is not None and sentinel not in found_keys:
+                misses += 1  # an incomplete reply proves nothing
+                empties = 0
+            else:
+                empties += 1
+                if empties >= CONFIRM_EMPTY_READS:
+                    return remaining
+        if remaining:
+            _log.warning(
+                "poll.delete_unconfirmed",
+                source=source.name,
+                keys=len(remaining),
+                reads=reads,
+                note="by-key reads disagreed; these keys are checked again next sweep",
+            )
+        return []
 
     def _delete(self, sweep: _Sweep, keys: list[str]) -> None:
         befores = self.store.records(sweep.source.name, keys)
@@ -623,12 +670,7 @@ class Poller:
         for start in range(0, len(known), self.confirm_batch):
             batch = known[start : start + self.confirm_batch]
             self.hook("confirm_batch")
-            found = await self.client.fetch_by_keys(source, batch, priority=Priority.HIGH)
-            result.api_calls += 1
-            alive = {record_key(normalize_record(r), source.key) for r in found}
-            if found:
-                self._commit(sweep, self._process(sweep, found))
-            gone = [k for k in batch if k not in alive]
+            gone = await self._read_absent(sweep, batch)
             if gone:
                 self._delete(sweep, gone)
         if newest is not None:

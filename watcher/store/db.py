@@ -115,6 +115,11 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise classify(exc, what) from exc
+    except UnicodeEncodeError as exc:  # text SQLite cannot store (a lone surrogate)
+        raise StoreError(
+            f"store: {what}: a value is not valid Unicode text ({exc.reason}); "
+            "the record cannot be stored"
+        ) from exc
 
 
 def classify(exc: sqlite3.Error, what: str) -> StoreError:

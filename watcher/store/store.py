@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from watcher.clock import Clock, SystemClock
 from watcher.core.events import with_sequence
 from watcher.core.normalize import Record
 from watcher.dates import format_utc
+from watcher.errors import StoreError
 from watcher.store.db import migrate, open_database, transaction, translate_errors
 
 Router = Callable[[dict[str, Any]], Sequence[tuple[str, str]]]
@@ -45,12 +47,24 @@ _STATE_COLUMNS = frozenset(
 )
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# ASCII-only: a lone surrogate ("\ud800" is a legal JSON escape) stays an escape, and
+# SQLite, which stores UTF-8, never sees text it cannot encode.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def _body(record: Record) -> str:
     """Snapshot text: compact JSON, fields in the order Gainsight sent them."""
     return _ENCODER.encode(record)
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """The CloudEvent as stored and delivered: UTF-8 JSON, escapes only where needed."""
+    text = json.dumps(event, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape
+        text = json.dumps(event)
+    return text
 
 
 def route_nothing(_event: dict[str, Any]) -> Sequence[tuple[str, str]]:
@@ -116,12 +130,42 @@ class Store:
         self.router: Router = router or route_nothing
         migrate(db, self.clock.now)
         self.conn: sqlite3.Connection = db.conn
+        self._file = self._identify_file()
 
     @classmethod
     def open(
         cls, path: str | Path, *, clock: Clock | None = None, router: Router | None = None
     ) -> Store:
         return cls(open_database(path), clock=clock, router=router)
+
+    def _identify_file(self) -> tuple[str, int, int] | None:
+        with translate_errors("read database path"):
+            row = self.conn.execute(
+                "SELECT file FROM pragma_database_list WHERE name = 'main'"
+            ).fetchone()
+        if not row or not row[0]:
+            return None  # in memory
+        st = os.stat(row[0])
+        return (row[0], st.st_dev, st.st_ino)
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreError` when the database file was deleted or replaced.
+
+        SQLite would keep writing to the unlinked file, and everything committed
+        from then on would vanish at the next start; fail loudly instead.
+        """
+        if self._file is None:
+            return
+        path, dev, ino = self._file
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != (dev, ino):
+            raise StoreError(
+                f"store: the database file {path!r} was deleted or replaced while watcher "
+                "had it open; nothing more is written to it: restore it or restart watcher"
+            )
 
     def close(self) -> None:
         with translate_errors("close"):
@@ -230,6 +274,21 @@ class Store:
             last = rows[-1][0]
             yield [r[1] for r in rows]
 
+    def key_after(self, source: str, key: str) -> str | None:
+        """A key seen in this sweep (else stored) that sorts after ``key``: a sentinel."""
+        with translate_errors("read a sentinel key"):
+            for sql in (
+                "SELECT key FROM temp.seen WHERE source = ? AND key > ? ORDER BY key LIMIT 1",
+                "SELECT key FROM snapshots WHERE source = ? AND key > ? ORDER BY key LIMIT 1",
+            ):
+                try:
+                    row = self.conn.execute(sql, (source, key)).fetchone()
+                except sqlite3.OperationalError:  # no seen-set outside a full sweep
+                    continue
+                if row:
+                    return str(row[0])
+        return None
+
     def seen_clear(self, source: str) -> None:
         with translate_errors("finish sweep"):
             for table in ("seen", "missing"):
@@ -243,6 +302,7 @@ class Store:
 
     def commit(self, source: str, page: PageCommit) -> list[dict[str, Any]]:
         """Write ``page`` atomically; return its events as stored (with ``sequence``)."""
+        self.check_file()
         now = format_utc(self.clock.now())
         conn = self.conn
         committed: list[dict[str, Any]] = []
@@ -291,7 +351,7 @@ class Store:
                     full["subject"],
                     full["time"],
                     poll_id,
-                    json.dumps(full, ensure_ascii=False),
+                    event_text(full),
                 ),
             )
             order_key = f"{source}:{full['subject']}"
@@ -378,6 +438,7 @@ class Store:
     # -- polls -----------------------------------------------------------------
 
     def start_poll(self, poll_id: str, source: str, mode: str, trigger: str) -> None:
+        self.check_file()
         with transaction(self.conn, "record poll start"):
             self.conn.execute(
                 "INSERT INTO polls (id, source, mode, trigger, started_at) VALUES (?, ?, ?, ?, ?)",
