@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from watcher import __version__
 from watcher.config import default_config_path
 from watcher.errors import ConfigError, WatcherError
-from watcher.logging import redact
+from watcher.logging import configure_logging, redact
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -57,6 +57,9 @@ def config_path(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Commands log to stderr so their stdout (tables, --json lines) stays clean;
+    # `watcher run` reconfigures to stdout, where journald picks the lines up.
+    configure_logging(level=args.log_level, stream=sys.stderr)
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
