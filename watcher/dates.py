@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 _ISO = re.compile(
@@ -22,6 +23,7 @@ _ISO = re.compile(
 _EPOCH_MS_MIN = 946_684_800_000
 _EPOCH_MS_MAX = 4_102_444_800_000
 _DATE_NAME = re.compile(r"(date|time|_on$|On$|At$|_at$)", re.IGNORECASE)
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def format_utc(value: datetime) -> str:
@@ -187,3 +189,23 @@ def parse_when(text: str, now: datetime) -> datetime:
             f"time {text!r} is not understood; use ISO-8601 ('2026-11-23T16:00Z') "
             "or a duration back from now ('2h', '3d')"
         ) from None
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """An HTTP ``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date.
+
+    ``None`` when absent or not one of those forms (negative, ``inf``, ``nan``, a date
+    without a zone); a date in the past is ``0.0``.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

@@ -68,3 +68,38 @@ def test_check_fails_with_exit_2_and_a_clear_message(
     assert expected in err
     assert "Traceback" not in err
     assert str(tmp_path / "watcher.toml") in err or "WATCHER_TEST_KEY" in err
+
+
+@pytest.mark.parametrize(
+    ("sink", "env", "expected"),
+    [
+        (
+            'type = "webhook"\nurl = "https://hooks.example.com/x"\nsecret_env = "CRM_SECRET"',
+            "whsec_not*base64*value",
+            "sinks.crm.secret: not a Standard Webhooks secret",
+        ),
+        (
+            'type = "slack"\nurl_env = "CRM_SECRET"',
+            "http://hooks.example.com/services/T0/B0/secrettoken",
+            "sinks.crm.url (from $CRM_SECRET): sink URLs must be https://",
+        ),
+    ],
+    ids=["webhook-secret-not-whsec", "slack-url-not-https"],
+)
+def test_check_rejects_sink_secrets_that_watcher_run_would_reject(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sink: str,
+    env: str,
+    expected: str,
+) -> None:
+    """`watcher check` builds the sinks as `watcher run` does: exit 2, the setting named,
+    the value never printed."""
+    monkeypatch.setenv("WATCHER_TEST_KEY", "x-secret")
+    monkeypatch.setenv("CRM_SECRET", env)
+    code, out, err = run_check(tmp_path, f"{GOOD}\n[sinks.crm]\n{sink}\n", capsys)
+    assert code == 2, out
+    assert expected in err
+    assert env not in out + err
+    assert "Traceback" not in err

@@ -25,6 +25,11 @@ async def hang(event: dict[str, Any]) -> None:
     await asyncio.Event().wait()
 
 
-async def slow(event: dict[str, Any]) -> None:
-    await asyncio.sleep(1.0)
+#: A test sets this to a fresh Event; ``gated`` holds every call until it is set.
+gate: asyncio.Event | None = None
+
+
+async def gated(event: dict[str, Any]) -> None:
+    assert gate is not None, "set tests.delivery.handlers.gate first"
+    await gate.wait()
     received.append(event)

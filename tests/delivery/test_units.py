@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
-from tests.delivery.conftest import Harness, arr_change
+from tests.delivery import handlers
+from tests.delivery.conftest import Harness, arr_change, make_config
 from watcher.clock import SystemClock
 from watcher.delivery.base import parse_retry_after
 from watcher.delivery.render import format_value, slack_messages
 from watcher.delivery.signing import secret_key
+from watcher.delivery.sinks import build_sinks
 from watcher.errors import ConfigError
 from watcher.testing.receivers import WebhookReceiver
 
@@ -26,11 +29,18 @@ NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
         ("0", 0.0),
         ("Mon, 23 Nov 2026 16:01:30 GMT", 90.0),
         ("Mon, 23 Nov 2026 15:00:00 GMT", 0.0),
+        ("1.5", 1.5),
         ("soon", None),
+        ("-5", None),
+        ("inf", None),
+        ("nan", None),
+        ("Mon, 23 Nov 2026 16:01:30", None),
         (None, None),
     ],
 )
 def test_retry_after_seconds_or_http_date(header: str | None, expected: float | None) -> None:
+    """RFC 9110 forms only: a negative, infinite or zone-less value is no Retry-After
+    (an infinite one would otherwise hold a Slack URL for ever)."""
     assert parse_retry_after(header, NOW) == expected
 
 
@@ -75,8 +85,10 @@ async def test_daemon_loop_delivers_when_woken_and_stops_on_request(
         )
         h.dispatcher.clock = SystemClock()
         stop = asyncio.Event()
-        loop = asyncio.ensure_future(h.dispatcher.run(stop, poll_interval=5.0))
-        await asyncio.sleep(0.01)
+        # a poll interval far beyond the wait below: only wake() can deliver in time
+        loop = asyncio.ensure_future(h.dispatcher.run(stop, poll_interval=600.0))
+        for _ in range(5):  # let the loop start, find nothing, and wait
+            await asyncio.sleep(0)
         h.commit(arr_change("C1", 1.0, 2.0))
         h.dispatcher.wake()
         await receiver.wait_for(1, within=5.0)
@@ -103,23 +115,50 @@ def test_lookup_changes_show_names_when_the_record_has_them() -> None:
 async def test_a_slow_sink_never_delays_another_in_the_daemon_loop(
     harness: Callable[..., Harness],
 ) -> None:
+    """A sink stuck on an attempt (held until the test lets it go) does not hold up
+    deliveries to another sink; stopping lets its in-flight attempt finish."""
+    handlers.gate = asyncio.Event()
+    handlers.received.clear()
     async with WebhookReceiver() as receiver:
         sinks = {
             "crm": {"type": "webhook", "url": receiver.url},
-            "slow": {"type": "python", "callable": "tests.delivery.handlers:slow"},
+            "slow": {"type": "python", "callable": "tests.delivery.handlers:gated"},
         }
         h = harness(sinks, {"name": "a", "sinks": ["slow", "crm"]})
         h.dispatcher.clock = SystemClock()
         stop = asyncio.Event()
-        loop = asyncio.ensure_future(h.dispatcher.run(stop, poll_interval=5.0))
+        loop = asyncio.ensure_future(h.dispatcher.run(stop, poll_interval=600.0))
         h.commit(arr_change("C1", 1.0, 2.0, 1))
         h.dispatcher.wake()
-        await receiver.wait_for(1, within=0.9)
+        await receiver.wait_for(1, within=5.0)
         h.commit(arr_change("C2", 1.0, 2.0, 2))
         h.dispatcher.wake()
-        await receiver.wait_for(2, within=0.9)  # while the slow sink still works on C1
+        await receiver.wait_for(2, within=5.0)  # while the slow sink is still held on C1
+        assert handlers.received == []
+        handlers.gate.set()
         stop.set()
         await asyncio.wait_for(loop, 5.0)
         statuses = h.statuses()
         assert statuses["delivered"] >= 3  # both webhooks, and C1 on the slow sink
         assert sum(statuses.values()) == 4  # nothing lost; anything not started stays pending
+
+
+@pytest.mark.parametrize("kind", ["slack", "webhook"])
+def test_a_sink_url_from_the_environment_must_be_https_too(kind: str) -> None:
+    """spec.md: sink URLs are https except on loopback, wherever the URL comes from; the
+    error names the setting, never the URL (it carries a token)."""
+    config = make_config({"ops": {"type": kind, "url_env": "OPS_URL"}})
+    url = "http://hooks.example.com/services/T000/B000/tokentokentoken"
+    with pytest.raises(ConfigError) as err:
+        build_sinks(config, http=httpx.AsyncClient(), clock=SystemClock(), environ={"OPS_URL": url})
+    assert "sinks.ops.url" in str(err.value)
+    assert "https://" in str(err.value)
+    assert "tokentokentoken" not in str(err.value)
+    assert "hooks.example.com" not in str(err.value)
+
+
+def test_a_loopback_sink_url_from_the_environment_is_accepted() -> None:
+    config = make_config({"ops": {"type": "slack", "url_env": "OPS_URL"}})
+    environ = {"OPS_URL": "http://127.0.0.1:9/hook"}
+    sinks = build_sinks(config, http=httpx.AsyncClient(), clock=SystemClock(), environ=environ)
+    assert sinks["ops"].type == "slack"

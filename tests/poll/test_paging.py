@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.poll.helpers import Harness, source_config, tenant
-from watcher.poll.engine import read_ahead
+from watcher.poll.paging import read_ahead
 from watcher.poll.source import MemoryPage
 
 CTAS = {"name": "ctas", "kind": "cta", "select": ("Gsid", "Name", "Arr"), "page_size": 10}

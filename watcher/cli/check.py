@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(config_path(args))
     config = load_config(path)
     check_secrets(config, path.parent)
+    _check_sinks(config, path.parent)
     rules_summary = _check_rules(config, path.parent)
     print(
         f"ok: {path}: {len(config.sources)} source(s), {len(config.sinks)} sink(s){rules_summary}"
@@ -42,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
     if args.connect:
         return _connect(config, path.parent)
     return 0
+
+
+def _check_sinks(config: WatcherConfig, base_dir: Path) -> None:
+    if not config.sinks:
+        return
+    from watcher.delivery.sinks import check_sinks
+
+    check_sinks(config, base_dir=base_dir)
 
 
 def _check_rules(config: WatcherConfig, base_dir: Path) -> str:

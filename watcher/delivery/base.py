@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+import httpx
+
+from watcher.dates import parse_retry_after
+from watcher.errors import RetryableDispatchError
 from watcher.rules.models import Rule
+
+__all__ = ["Item", "Preview", "SendResult", "Sink", "parse_retry_after", "post"]
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,24 @@ class Sink(Protocol):
     async def aclose(self) -> None: ...
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
-    if not value:
-        return None
-    text = value.strip()
+async def post(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    where: str,
+) -> httpx.Response:
+    """POST with a timeout; a timeout or transport failure becomes a
+    :class:`~watcher.errors.RetryableDispatchError` that never carries the URL."""
     try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
+        return await http.post(url, content=content, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise RetryableDispatchError(
+            f"{where}: no answer within {timeout_s:g}s; will retry"
+        ) from None
+    except httpx.TransportError as exc:
+        raise RetryableDispatchError(
+            f"{where}: cannot connect ({type(exc).__name__}); will retry"
+        ) from None

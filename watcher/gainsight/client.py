@@ -21,14 +21,13 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from watcher.clock import Clock
 from watcher.config import SourceConfig
-from watcher.dates import normalize_date, normalize_record, parse_iso
+from watcher.dates import normalize_date, normalize_record, parse_iso, parse_retry_after
 from watcher.errors import (
     ApiError,
     AuthError,
@@ -200,21 +199,6 @@ class GainsightClient:
         full = min(cap, base * 2.0 ** min(attempt, 30))
         return full / 2 + self._rng.uniform(0, full / 2)
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        """Seconds from ``Retry-After`` (delta-seconds or HTTP date); None if absent/invalid."""
-        raw = (response.headers.get("retry-after") or "").strip()
-        if not raw:
-            return None
-        if raw.replace(".", "", 1).isdigit():
-            return float(raw)
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        return max(0.0, (when - self._clock.now()).total_seconds())
-
     async def _post(self, path: str, body: Mapping[str, Any]) -> tuple[httpx.Response, float]:
         """Send once; translate every httpx failure. Returns (response, seconds)."""
         url = self.base_url + path
@@ -347,7 +331,7 @@ class GainsightClient:
     ) -> float:
         self.stats.rate_limited += 1
         self.stats.count_error("rate_limited")
-        after = self._retry_after(response)
+        after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
         delay = after if after is not None else self._delay(tries.rate_limited, self._rate_backoff)
         if tries.rate_limited >= self.max_retries or delay > self.max_retry_after_s:
             self.budget.note_rate_limited(min(delay, self.max_retry_after_s))

@@ -10,8 +10,9 @@ Full sweep
     deliveries commit in one transaction. Seen keys go to a temp table, so memory
     is bounded by the page size. Deletes are decided after the last page: keys
     not seen are read again by key (offset paging skips rows when data moves
-    mid-sweep) and only those still absent are deleted, in batches, each batch
-    one transaction. If they exceed ``max_delete_fraction`` of the source, no
+    mid-sweep; a short reply ends paging early) and only keys that consecutive
+    by-key reads agree are gone are deleted (see :meth:`Poller._read_absent`),
+    in batches, each batch one transaction. If they exceed ``max_delete_fraction`` of the source, no
     delete is applied: the hold is recorded, logged, and one
     ``gainsight.watcher.delete_held`` event is emitted; a sweep run with
     ``allow_mass_delete`` applies it.
@@ -42,9 +43,7 @@ a poll killed anywhere and run again neither loses nor duplicates an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import itertools
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.query import Condition, modified_since
 from watcher.logging import get_logger
+from watcher.poll.paging import range_pages, read_ahead
 from watcher.poll.source import PageLike, RecordSource
 from watcher.store.store import PageCommit, Store
 
@@ -75,7 +75,6 @@ DAY = timedelta(days=1)
 GC_EVERY_PAGES = 8
 CONFIRM_EMPTY_READS = 2  # consecutive by-key reads that must all lack a key to delete it
 MAX_CONFIRM_READS = 8
-RANGE_SPLIT = 4  # parts a full key range is split into (unordered sources)
 DELETE_LOG_RETENTION = timedelta(days=15)
 
 _log = get_logger("watcher.poll")
@@ -138,36 +137,6 @@ class _Sweep:
     emit_created: bool
     keep_events: int  # how many committed events the result keeps (memory stays bounded)
     max_modified: str | None = None
-
-
-async def read_ahead(pages: AsyncIterator[PageLike], steps: int = 20) -> AsyncIterator[PageLike]:
-    """Yield ``pages`` while the next one is already being fetched.
-
-    Comparing a page is CPU work with no await in it; the request for the next
-    page is started first (a few loop steps let it reach the socket), so Gainsight
-    prepares page n+1 while page n is compared. Order and error behaviour are
-    those of ``pages``; at most one page is read ahead.
-    """
-    pending: asyncio.Future[PageLike | None] = asyncio.ensure_future(anext(pages, None))
-    try:
-        while True:
-            page = await pending
-            if page is None:
-                return
-            pending = asyncio.ensure_future(anext(pages, None))
-            for _ in range(steps):
-                if pending.done():
-                    break
-                await asyncio.sleep(0)
-            yield page
-    finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        closer = getattr(pages, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 class Poller:
@@ -411,49 +380,14 @@ class Poller:
             return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
         return self._range_pages(sweep)
 
-    async def _range_pages(
-        self,
-        sweep: _Sweep,
-        base: Sequence[Condition] = (),
-        priority: Priority = Priority.LOW,
+    def _range_pages(
+        self, sweep: _Sweep, base: Sequence[Condition] = (), priority: Priority = Priority.LOW
     ) -> AsyncIterator[PageLike]:
-        """Every record of an unordered source matching ``base``, one complete range at a time."""
-        source = sweep.source
-        size = source.effective_page_size
-        ranges: list[tuple[str | None, str | None]] = [(None, None)]
-        while ranges:
-            lo, hi = ranges.pop()
-            conditions: list[Condition] = list(base)
-            if lo is not None:
-                conditions.append(Condition(source.key, "GTE", (lo,)))
-            if hi is not None:
-                conditions.append(Condition(source.key, "LT", (hi,)))
-            pages = self.client.iter_pages(source, conditions=conditions, priority=priority)
-            try:
-                first = await anext(pages, None)
-            finally:
-                closer = getattr(pages, "aclose", None)
-                if closer is not None:
-                    await closer()
-            if first is None:
-                continue
-            if len(first.records) < size:
-                yield first
-                continue
-            keys = sorted({str(r.get(source.key)) for r in first.records})
-            bounds = sorted(
-                {keys[len(keys) * i // RANGE_SPLIT] for i in range(1, RANGE_SPLIT)} - {lo}
-            )
-            if not bounds:  # cannot split further: page through this range as it comes
-                async for page in self.client.iter_pages(
-                    source, conditions=conditions, priority=priority
-                ):
-                    yield page
-                continue
-            sweep.result.api_calls += first.calls  # a probe: its rows are read again below
+        def probe(calls: int) -> None:
+            sweep.result.api_calls += calls  # a probe's rows are read again in its parts
             self.hook("range_split")
-            edges: list[str | None] = [lo, *bounds, hi]
-            ranges.extend(itertools.pairwise(edges))
+
+        return range_pages(self.client, sweep.source, base=base, priority=priority, probe=probe)
 
     async def _sweep_deletes(self, sweep: _Sweep, total_before: int, allow_mass: bool) -> None:
         source, result = sweep.source, sweep.result

@@ -153,36 +153,30 @@ def operand(cond: Condition, op: str) -> Any:
     return getattr(cond, _attr(op))
 
 
-class Throttle(_Model):
+class _Window(_Model):
+    """A ``window`` duration (``"1h"``), checked when the rule file loads."""
+
+    window: str
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+
+class Throttle(_Window):
     """At most ``max`` deliveries per ``window``, per record key or for the whole rule."""
 
     per: Literal["key", "rule"] = "key"
     max: Annotated[int, Field(ge=1)] = 1
-    window: str
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        return _check_duration(value)
-
-    @property
-    def window_seconds(self) -> float:
-        return parse_duration(self.window)
 
 
-class Digest(_Model):
+class Digest(_Window):
     """One notification for all of a rule's matches within ``window``."""
-
-    window: str
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        return _check_duration(value)
-
-    @property
-    def window_seconds(self) -> float:
-        return parse_duration(self.window)
 
 
 class Rule(_Model):

@@ -76,7 +76,7 @@ def compile_expression(text: str | None, terms: Mapping[str, Predicate]) -> Pred
             if take() != ")":
                 raise ExpressionError("missing ')'")
             return inner
-        if token == ")" or token.upper() in ("AND", "OR"):  # noqa: S105
+        if token == ")" or token.upper() in ("AND", "OR"):  # noqa: S105  # a parser token, not a password
             raise ExpressionError(f"unexpected {token!r}")
         pred = terms.get(token.upper())
         if pred is None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from watcher.clock import Clock
+from watcher.clock import Clock, SystemClock
 from watcher.config import (
     CommandSinkConfig,
     PythonSinkConfig,
+    SecretRef,
     SlackSinkConfig,
     WatcherConfig,
     WebhookSinkConfig,
+    _check_sink_url,  # the one https-or-loopback rule; its message never holds the URL
     resolve_secret,
     sink_secret_ref,
     sink_url_ref,
@@ -28,20 +31,44 @@ from watcher.delivery.sinks.webhook import WebhookSink
 from watcher.errors import ConfigError
 from watcher.logging import register_secret
 
+PREVIEW_URL = "http://127.0.0.1/preview"
+_PREVIEW_KEY = b"preview-only-key-not-a-secret!!!"
 
-def _url(
-    name: str,
-    sink: WebhookSinkConfig | SlackSinkConfig,
-    environ: Mapping[str, str] | None,
-    base_dir: Path | None,
-) -> str:
-    if isinstance(sink, WebhookSinkConfig) and sink.url is not None:
-        return sink.url
-    ref = sink_url_ref(name, sink)
-    assert ref is not None
-    url = resolve_secret(ref, environ, base_dir)
-    register_secret(url)  # incoming-webhook URLs carry their token
-    return url
+
+class _Secrets:
+    """Reads what a live sink needs: secrets (registered for redaction) and callables."""
+
+    def __init__(self, environ: Mapping[str, str] | None, base_dir: Path | None) -> None:
+        self._environ = environ
+        self._base_dir = base_dir
+
+    def url(self, name: str, sink: WebhookSinkConfig | SlackSinkConfig) -> str:
+        if isinstance(sink, WebhookSinkConfig) and sink.url is not None:
+            return sink.url  # checked when the config was loaded
+        ref = sink_url_ref(name, sink)
+        assert ref is not None
+        url = resolve_secret(ref, self._environ, self._base_dir)
+        register_secret(url)  # incoming-webhook URLs carry their token
+        try:
+            _check_sink_url(url)
+        except ValueError as exc:  # the message never holds the URL
+            raise ConfigError(f"{ref.setting} (from {_origin(ref)}): {exc}") from None
+        return url
+
+    def key(self, name: str, sink: WebhookSinkConfig) -> bytes | None:
+        ref = sink_secret_ref(name, sink)
+        if ref is None:
+            return None
+        secret = resolve_secret(ref, self._environ, self._base_dir)
+        register_secret(secret)
+        return secret_key(secret, f"sinks.{name}.secret")
+
+    def callable(self, name: str, sink: PythonSinkConfig) -> Callable[..., Any]:
+        return import_callable(sink.callable, f"sinks.{name}.callable")
+
+
+def _origin(ref: SecretRef) -> str:
+    return f"${ref.env}" if ref.env is not None else f"file {ref.file!r}"
 
 
 def build_sinks(
@@ -55,18 +82,51 @@ def build_sinks(
 ) -> dict[str, Sink]:
     """One sink per ``[sinks.NAME]``; raises ConfigError for unusable settings."""
     limiter = limiter or SlackRateLimiter(clock)
+    return _build(config, http=http, clock=clock, limiter=limiter, live=_Secrets(environ, base_dir))
+
+
+def check_sinks(
+    config: WatcherConfig,
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Build every sink once, sending nothing, so ``watcher check`` rejects what
+    ``watcher run`` would (URL scheme, signing secret, link template, callable)."""
+    build_sinks(
+        config, http=httpx.AsyncClient(), clock=SystemClock(), base_dir=base_dir, environ=environ
+    )
+
+
+def build_preview_sinks(config: WatcherConfig, *, clock: Clock) -> dict[str, Sink]:
+    """Sinks that can only render (``watcher rules test``): no secret read, nothing imported.
+
+    URLs and secrets are placeholders; :meth:`Sink.preview` never uses them.
+    """
+    http = httpx.AsyncClient()  # never used to send: previews do no I/O
+    return _build(config, http=http, clock=clock, limiter=SlackRateLimiter(clock), live=None)
+
+
+def _build(
+    config: WatcherConfig,
+    *,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    limiter: SlackRateLimiter,
+    live: _Secrets | None,
+) -> dict[str, Sink]:
+    """The sinks of ``config``; with ``live=None`` placeholders stand in for secrets."""
     sinks: dict[str, Sink] = {}
     for name, cfg in config.sinks.items():
         if isinstance(cfg, WebhookSinkConfig):
-            ref = sink_secret_ref(name, cfg)
-            key = None
-            if ref is not None:
-                secret = resolve_secret(ref, environ, base_dir)
-                register_secret(secret)
-                key = secret_key(secret, f"sinks.{name}.secret")
+            if live is not None:
+                url, key = live.url(name, cfg), live.key(name, cfg)
+            else:
+                has_secret = sink_secret_ref(name, cfg) is not None
+                url, key = PREVIEW_URL, _PREVIEW_KEY if has_secret else None
             sinks[name] = WebhookSink(
                 name,
-                url=_url(name, cfg, environ, base_dir),
+                url=url,
                 key=key,
                 http=http,
                 clock=clock,
@@ -81,7 +141,7 @@ def build_sinks(
                     raise ConfigError(f"sinks.{name}.link_template: {exc}") from None
             sinks[name] = SlackSink(
                 name,
-                url=_url(name, cfg, environ, base_dir),
+                url=live.url(name, cfg) if live is not None else PREVIEW_URL,
                 http=http,
                 clock=clock,
                 limiter=limiter,
@@ -92,44 +152,8 @@ def build_sinks(
             sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
         else:
             assert isinstance(cfg, PythonSinkConfig)
-            func = import_callable(cfg.callable, f"sinks.{name}.callable")
+            func = live.callable(name, cfg) if live is not None else _never_called
             sinks[name] = PythonSink(name, func=func, spec=cfg.callable, timeout_s=cfg.timeout_s)
-    return sinks
-
-
-def build_preview_sinks(config: WatcherConfig, *, clock: Clock) -> dict[str, Sink]:
-    """Sinks that can only render (``watcher rules test``): no secret read, nothing imported.
-
-    URLs and secrets are placeholders; :meth:`Sink.preview` never uses them.
-    """
-    http = httpx.AsyncClient()  # never used to send: previews do no I/O
-    placeholder_key = b"preview-only-key-not-a-secret!!!"
-    sinks: dict[str, Sink] = {}
-    for name, cfg in config.sinks.items():
-        if isinstance(cfg, WebhookSinkConfig):
-            has_secret = sink_secret_ref(name, cfg) is not None
-            sinks[name] = WebhookSink(
-                name,
-                url="http://127.0.0.1/preview",
-                key=placeholder_key if has_secret else None,
-                http=http,
-                clock=clock,
-                headers=cfg.headers,
-            )
-        elif isinstance(cfg, SlackSinkConfig):
-            sinks[name] = SlackSink(
-                name,
-                url="http://127.0.0.1/preview",
-                http=http,
-                clock=clock,
-                limiter=SlackRateLimiter(clock),
-                link_template=cfg.link_template,
-            )
-        elif isinstance(cfg, CommandSinkConfig):
-            sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
-        else:
-            assert isinstance(cfg, PythonSinkConfig)
-            sinks[name] = PythonSink(name, func=_never_called, spec=cfg.callable)
     return sinks
 
 

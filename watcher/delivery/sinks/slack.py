@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from watcher.clock import Clock
-from watcher.delivery.base import Item, Preview, SendResult, parse_retry_after
+from watcher.dates import parse_retry_after
+from watcher.delivery.base import Item, Preview, SendResult, post
 from watcher.delivery.render import slack_messages
 from watcher.errors import PermanentDispatchError, RetryableDispatchError
 
@@ -114,22 +115,15 @@ class SlackSink:
     async def _post(self, message: dict[str, Any]) -> int:
         where = f"slack sink {self.name!r}"
         body = json.dumps(message, ensure_ascii=False).encode("utf-8")
-        try:
-            async with self._limiter.slot(self._url):
-                response = await self._http.post(
-                    self._url,
-                    content=body,
-                    headers={"content-type": "application/json"},
-                    timeout=self._timeout,
-                )
-        except httpx.TimeoutException:
-            raise RetryableDispatchError(
-                f"{where}: Slack did not answer within {self._timeout:g}s; will retry"
-            ) from None
-        except httpx.TransportError as exc:
-            raise RetryableDispatchError(
-                f"{where}: cannot connect to Slack ({type(exc).__name__}); will retry"
-            ) from None
+        async with self._limiter.slot(self._url):
+            response = await post(
+                self._http,
+                self._url,
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout_s=self._timeout,
+                where=where,
+            )
         status = response.status_code
         if status == 200:
             return status

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from watcher.clock import Clock
-from watcher.delivery.base import Item, Preview, SendResult, parse_retry_after
+from watcher.dates import parse_retry_after
+from watcher.delivery.base import Item, Preview, SendResult, post
 from watcher.delivery.signing import sign
 from watcher.errors import PermanentDispatchError, RetryableDispatchError, SinkGoneError
 
@@ -71,18 +72,14 @@ class WebhookSink:
         (item,) = items
         headers, body = self.request(item)
         where = f"webhook sink {self.name!r}"
-        try:
-            response = await self._http.post(
-                self._url, content=body, headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException:
-            raise RetryableDispatchError(
-                f"{where}: no answer within {self._timeout:g}s; will retry"
-            ) from None
-        except httpx.TransportError as exc:
-            raise RetryableDispatchError(
-                f"{where}: cannot connect ({type(exc).__name__}); will retry"
-            ) from None
+        response = await post(
+            self._http,
+            self._url,
+            content=body,
+            headers=headers,
+            timeout_s=self._timeout,
+            where=where,
+        )
         status = response.status_code
         if 200 <= status < 300:
             return SendResult(status=status)
