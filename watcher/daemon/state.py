@@ -1,7 +1,7 @@
 """The daemon's own view of the SQLite store.
 
 - :class:`ScheduleState` keeps when each job last started (table ``daemon_schedule``,
-  created here, owned by the daemon) so a restart knows which slots it missed.
+  created by the store's migration 2) so a restart knows which slots it missed.
 - :class:`StoreView` reads what the store package writes (``events``, ``deliveries``,
   as documented in docs/architecture.md) for the feed and the metrics. Read-only
   connections: WAL lets them run beside the writer.
@@ -20,17 +20,7 @@ from typing import Any
 
 from watcher.daemon.metrics import StoreStats
 from watcher.errors import StoreError
-
-_SCHEDULE_DDL = """
-CREATE TABLE IF NOT EXISTS daemon_schedule (
-    source TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    last_start TEXT NOT NULL,
-    last_finish TEXT,
-    outcome TEXT,
-    PRIMARY KEY (source, mode)
-)
-"""
+from watcher.store.db import migrate, open_database
 
 
 @contextmanager
@@ -62,12 +52,15 @@ class ScheduleState:
         self.path = Path(path)
 
     def migrate(self) -> None:
-        with _connect(self.path, readonly=False) as conn:
-            conn.execute(_SCHEDULE_DDL)
+        """Bring the file to the store's newest schema (creates ``daemon_schedule``)."""
+        db = open_database(self.path)
+        try:
+            migrate(db, lambda: datetime.now(UTC))
+        finally:
+            db.conn.close()
 
     def load(self) -> dict[tuple[str, str], datetime]:
         with _connect(self.path, readonly=False) as conn:
-            conn.execute(_SCHEDULE_DDL)
             rows = conn.execute("SELECT source, mode, last_start FROM daemon_schedule").fetchall()
         return {(s, m): datetime.fromisoformat(t) for s, m, t in rows}
 
@@ -86,7 +79,6 @@ class ScheduleState:
     def last_outcomes(self) -> dict[str, tuple[datetime, str]]:
         """Per source: the most recent finished poll (finish time, outcome)."""
         with _connect(self.path, readonly=False) as conn:
-            conn.execute(_SCHEDULE_DDL)
             rows = conn.execute(
                 "SELECT source, last_finish, outcome FROM daemon_schedule "
                 "WHERE last_finish IS NOT NULL ORDER BY last_finish"

@@ -137,30 +137,19 @@ class Tenant:
                     user_ids=self.user_ids,
                 )
             )
-        for _ in range(ctas):
-            gsid = data.new_gsid(gen, SCHEMAS[CTA].prefix)
-            self.tables[CTA].add(
-                data.make_cta(
-                    gen,
-                    gsid,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                    company_ids=company_ids,
+        for obj, count, make in ((CTA, ctas, data.make_cta), (GOAL, goals, data.make_goal)):
+            for _ in range(count):
+                gsid = data.new_gsid(gen, SCHEMAS[obj].prefix)
+                self.tables[obj].add(
+                    make(
+                        gen,
+                        gsid,
+                        now_ms=now,
+                        lists=self.picklists,
+                        user_ids=self.user_ids,
+                        company_ids=company_ids,
+                    )
                 )
-            )
-        for _ in range(goals):
-            gsid = data.new_gsid(gen, SCHEMAS[GOAL].prefix)
-            self.tables[GOAL].add(
-                data.make_goal(
-                    gen,
-                    gsid,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                    company_ids=company_ids,
-                )
-            )
         for company_id in company_ids[: min(len(company_ids), 20)]:
             self.tables[TIMELINE].add(self._timeline_row(gen, company_id, now))
 

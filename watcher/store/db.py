@@ -105,6 +105,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        2,
+        "daemon schedule: last start and finish per source and mode",
+        (
+            """CREATE TABLE IF NOT EXISTS daemon_schedule (
+                source TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                last_start TEXT NOT NULL,
+                last_finish TEXT,
+                outcome TEXT,
+                PRIMARY KEY (source, mode)
+            )""",
+        ),
+    ),
 )
 
 

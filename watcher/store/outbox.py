@@ -110,17 +110,6 @@ class Outbox:
             ).fetchall()
         return {int(r[0]): r[1] for r in rows}
 
-    def next_due(self, sink: str, *, exclude_rules: Iterable[str] = ()) -> float | None:
-        marks, names = _marks(exclude_rules)
-        skip = f"AND rule NOT IN ({marks})" if names else ""
-        sql = (
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM deliveries "
-            f"WHERE status = 'pending' AND sink = ? {skip}"
-        )
-        with translate_errors("read next due delivery"):
-            row = self.conn.execute(sql, [sink, *names]).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
-
     def pending_sinks(self) -> list[str]:
         with translate_errors("read pending sinks"):
             rows = self.conn.execute(
