@@ -126,6 +126,31 @@ def test_unknown_python_callable_is_a_config_error(harness: Callable[..., Harnes
         harness({"run": {"type": "python", "callable": "no_such.mod:f"}}, RULE)
 
 
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("def broken(:\n", "SyntaxError"),
+        ("import os\nos.environ['NOT_SET_ANYWHERE_X']\n", "KeyError"),
+    ],
+)
+def test_a_python_sink_module_that_fails_to_import_is_a_config_error(
+    harness: Callable[..., Harness],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    raised: str,
+) -> None:
+    """A handler module that raises while importing is a config error naming the setting
+    (so `watcher check` exits 2 and a SIGHUP reload is rejected, not the daemon killed)."""
+    (tmp_path / "broken_handler_mod.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        harness({"run": {"type": "python", "callable": "broken_handler_mod:f"}}, RULE)
+    assert "sinks.run.callable: importing module 'broken_handler_mod' failed" in str(err.value)
+    assert raised in str(err.value)
+    sys.modules.pop("broken_handler_mod", None)
+
+
 async def test_command_does_not_inherit_the_daemons_secrets(
     harness: Callable[..., Harness], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,14 +20,14 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 
 from watcher.clock import Clock
 from watcher.config import SourceConfig
-from watcher.dates import normalize_date, normalize_record, parse_iso, parse_retry_after
+from watcher.dates import normalize_record, parse_retry_after
 from watcher.errors import (
     ApiError,
     AuthError,
@@ -36,7 +36,9 @@ from watcher.errors import (
     SourceError,
     TransientError,
 )
+from watcher.gainsight import deletes
 from watcher.gainsight.budget import Budget, Priority
+from watcher.gainsight.deletes import DeletedRecord
 from watcher.gainsight.envelope import (
     Reply,
     decode_json,
@@ -47,15 +49,10 @@ from watcher.gainsight.envelope import (
     safe_summary,
 )
 from watcher.gainsight.query import (
-    CTA_DELETED_PATH,
-    CTA_LIST_PATH,
-    DELETE_LOG_PATH,
     Condition,
     Direction,
-    delete_log_value,
     iso_filter_value,
     keys_in,
-    mda_object_of,
     page_size_of,
     query_body,
     select_of,
@@ -78,14 +75,6 @@ class Page:
     number: int
     calls: int
     request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class DeletedRecord:
-    """A hard delete seen in Gainsight's delete feed."""
-
-    key: str
-    deleted_at: datetime | None  # aware UTC; None when the feed gave no usable date
 
 
 @dataclass(frozen=True)
@@ -485,103 +474,14 @@ class GainsightClient:
     async def deleted_since(
         self, source: SourceConfig, since: datetime, *, priority: Priority = Priority.HIGH
     ) -> list[DeletedRecord]:
-        """Hard deletes of ``source``'s records after ``since`` (retained 15 days).
-
-        MDA objects read ``record_delete_log``; CTAs read the Cockpit deleted list.
-        Sources without a delete feed (goals on the Cockpit-style route) raise
-        :class:`ApiError`: rely on full sweeps for them.
-        """
-        path = source.effective_path
-        obj = mda_object_of(path)
-        if obj is not None:
-            return await self._delete_log(source, obj, since, priority)
-        if path == CTA_LIST_PATH:
-            return await self._deleted_ctas(source, since, priority)
-        raise ApiError(
-            f"source {source.name!r}: Gainsight has no delete feed for {path}; remove "
-            "delete_log from this source (full sweeps still detect deletes)"
-        )
-
-    async def _delete_log(
-        self, source: SourceConfig, obj: str, since: datetime, priority: Priority
-    ) -> list[DeletedRecord]:
-        log_source = source.model_copy(
-            update={
-                "kind": "object",
-                "object": "record_delete_log",
-                "path": DELETE_LOG_PATH,
-                "paging": "offset",
-                "page_size": None,
-                "key": "RecordId",
-                "modified_field": "DeletedOn",
-                "select": ("RecordId", "DeletedOn", "ObjectName"),
-                "ignore_fields": (),
-            }
-        )
-        conditions = (
-            Condition("DeletedOn", "GT", (delete_log_value(since),)),
-            Condition("ObjectName", "EQ", (obj,)),
-        )
-        out: list[DeletedRecord] = []
-        try:
-            async for page in self.iter_pages(
-                log_source,
-                conditions=conditions,
-                order_by={"DeletedOn": "asc"},
-                priority=priority,
-            ):
-                for row in page.records:
-                    name = row.get("ObjectName")
-                    if isinstance(name, str) and name.lower() != obj.lower():
-                        continue
-                    out.append(_deleted(row, "RecordId", "DeletedOn", path=DELETE_LOG_PATH))
-        except ApiError as exc:
-            if exc.error_code == "OBJECT_NOT_FOUND":
-                raise ApiError(
-                    f"source {source.name!r}: this tenant has no record_delete_log object "
-                    f"(OBJECT_NOT_FOUND, request id {exc.request_id or 'none'}); remove "
-                    "delete_log from this source (full sweeps still detect deletes)",
-                    error_code=exc.error_code,
-                    request_id=exc.request_id,
-                    status=exc.status,
-                ) from exc
-            raise
-        return out
-
-    async def _deleted_ctas(
-        self, source: SourceConfig, since: datetime, priority: Priority
-    ) -> list[DeletedRecord]:
-        out: list[DeletedRecord] = []
-        cutoff = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-        async for page in self.iter_pages(
-            source,
-            conditions=(Condition(source.modified_field, "GTE", (iso_filter_value(since),)),),
-            select=(source.key, source.modified_field),
-            path=CTA_DELETED_PATH,
-            priority=priority,
-        ):
-            for row in page.records:
-                item = _deleted(row, source.key, source.modified_field, path=CTA_DELETED_PATH)
-                if item.deleted_at is None or item.deleted_at >= cutoff:
-                    out.append(item)
-        return out
+        """Hard deletes of ``source``'s records after ``since`` (see :mod:`.deletes`)."""
+        return await deletes.deleted_since(self, source, since, priority=priority)
 
     async def ping(self) -> PingResult:
         """One cheap call (``select Gsid limit 1`` on Company) to prove reach and key."""
         body = {"select": ["Gsid"], "limit": 1, "offset": 0}
         reply, _ = await self._call("/v1/data/objects/query/Company", body, priority=Priority.HIGH)
         return PingResult(request_id=reply.request_id, status=200)
-
-
-def _deleted(
-    row: Mapping[str, Any], key_field: str, date_field: str, *, path: str
-) -> DeletedRecord:
-    key = row.get(key_field)
-    if not isinstance(key, str) or not key:
-        raise MalformedResponseError(f"{path}: a deleted row has no {key_field}")
-    raw = normalize_date(row.get(date_field), date_field)
-    when = parse_iso(raw) if isinstance(raw, str) else None
-    return DeletedRecord(key=key, deleted_at=when)
 
 
 __all__ = [

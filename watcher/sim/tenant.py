@@ -122,36 +122,39 @@ class Tenant:
             self.tables[USER].add(user)
         self.user_ids = [u["Gsid"] for u in user_rows]
         self._serial = 0
-        company_ids = []
-        for _ in range(companies):
-            self._serial += 1
-            gsid = data.new_gsid(gen, SCHEMAS[COMPANY].prefix)
-            company_ids.append(gsid)
-            self.tables[COMPANY].add(
-                data.make_company(
-                    gen,
-                    gsid,
-                    serial=self._serial,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                )
-            )
-        for obj, count, make in ((CTA, ctas, data.make_cta), (GOAL, goals, data.make_goal)):
+        company_ids: list[str] = []
+        for name, count in ((COMPANY, companies), (CTA, ctas), (GOAL, goals)):
             for _ in range(count):
-                gsid = data.new_gsid(gen, SCHEMAS[obj].prefix)
-                self.tables[obj].add(
-                    make(
-                        gen,
-                        gsid,
-                        now_ms=now,
-                        lists=self.picklists,
-                        user_ids=self.user_ids,
-                        company_ids=company_ids,
-                    )
-                )
+                gsid = data.new_gsid(gen, SCHEMAS[name].prefix)
+                self.tables[name].add(self._new_record(gen, name, gsid, now, company_ids))
+                if name == COMPANY:
+                    company_ids.append(gsid)
         for company_id in company_ids[: min(len(company_ids), 20)]:
             self.tables[TIMELINE].add(self._timeline_row(gen, company_id, now))
+
+    def _new_record(
+        self, rng: random.Random, name: str, gsid: str, now: int, company_ids: list[str]
+    ) -> dict[str, Any]:
+        """A realistic new company, CTA or goal (companies are numbered as created)."""
+        if name == COMPANY:
+            self._serial += 1
+            return data.make_company(
+                rng,
+                gsid,
+                serial=self._serial,
+                now_ms=now,
+                lists=self.picklists,
+                user_ids=self.user_ids,
+            )
+        make = data.make_cta if name == CTA else data.make_goal
+        return make(
+            rng,
+            gsid,
+            now_ms=now,
+            lists=self.picklists,
+            user_ids=self.user_ids,
+            company_ids=company_ids,
+        )
 
     # -- time ---------------------------------------------------------------------------
 
@@ -223,34 +226,7 @@ class Tenant:
             now = self.now_ms()
             gsid = data.new_gsid(self.rng, SCHEMAS[name].prefix)
             companies = self.tables[COMPANY].order()
-            if name == COMPANY:
-                self._serial += 1
-                record = data.make_company(
-                    self.rng,
-                    gsid,
-                    serial=self._serial,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                )
-            elif name == CTA:
-                record = data.make_cta(
-                    self.rng,
-                    gsid,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                    company_ids=companies,
-                )
-            else:
-                record = data.make_goal(
-                    self.rng,
-                    gsid,
-                    now_ms=now,
-                    lists=self.picklists,
-                    user_ids=self.user_ids,
-                    company_ids=companies,
-                )
+            record = self._new_record(self.rng, name, gsid, now, companies)
             record.update(self._coerce(name, fields or {}))
             record["CreatedDate"] = record["ModifiedDate"] = now
             self.tables[name].add(record)

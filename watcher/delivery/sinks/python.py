@@ -28,6 +28,11 @@ def import_callable(spec: str, setting: str) -> Callable[..., Any]:
             f"{setting}: cannot import module {module_name!r} ({exc}); "
             "install it or fix the callable"
         ) from None
+    except Exception as exc:  # noqa: BLE001  # user code runs on import: any error is a bad setting
+        raise ConfigError(
+            f"{setting}: importing module {module_name!r} failed ({type(exc).__name__}: "
+            f"{redact(str(exc))[:200]}); fix the module"
+        ) from None
     func = getattr(module, attr, None)
     if not callable(func):
         raise ConfigError(f"{setting}: module {module_name!r} has no function {attr!r}")

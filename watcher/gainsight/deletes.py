@@ -1,0 +1,140 @@
+"""Gainsight's delete feeds, read through a :class:`~watcher.gainsight.client.GainsightClient`.
+
+MDA objects (companies, any object) read ``record_delete_log``; CTAs read the Cockpit
+deleted list. Both keep about 15 days. Other sources have no feed: full sweeps find
+their deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from watcher.config import SourceConfig
+from watcher.dates import normalize_date, parse_iso
+from watcher.errors import ApiError, MalformedResponseError
+from watcher.gainsight.budget import Priority
+from watcher.gainsight.query import (
+    CTA_DELETED_PATH,
+    CTA_LIST_PATH,
+    DELETE_LOG_PATH,
+    Condition,
+    delete_log_value,
+    iso_filter_value,
+    mda_object_of,
+)
+
+if TYPE_CHECKING:
+    from watcher.gainsight.client import GainsightClient
+
+
+@dataclass(frozen=True)
+class DeletedRecord:
+    """A hard delete seen in Gainsight's delete feed."""
+
+    key: str
+    deleted_at: datetime | None  # aware UTC; None when the feed gave no usable date
+
+
+async def deleted_since(
+    client: GainsightClient,
+    source: SourceConfig,
+    since: datetime,
+    *,
+    priority: Priority = Priority.HIGH,
+) -> list[DeletedRecord]:
+    """Hard deletes of ``source``'s records after ``since`` (retained 15 days).
+
+    MDA objects read ``record_delete_log``; CTAs read the Cockpit deleted list.
+    Sources without a delete feed (goals on the Cockpit-style route) raise
+    :class:`ApiError`: rely on full sweeps for them.
+    """
+    path = source.effective_path
+    obj = mda_object_of(path)
+    if obj is not None:
+        return await _delete_log(client, source, obj, since, priority)
+    if path == CTA_LIST_PATH:
+        return await _deleted_ctas(client, source, since, priority)
+    raise ApiError(
+        f"source {source.name!r}: Gainsight has no delete feed for {path}; remove "
+        "delete_log from this source (full sweeps still detect deletes)"
+    )
+
+
+async def _delete_log(
+    client: GainsightClient, source: SourceConfig, obj: str, since: datetime, priority: Priority
+) -> list[DeletedRecord]:
+    log_source = source.model_copy(
+        update={
+            "kind": "object",
+            "object": "record_delete_log",
+            "path": DELETE_LOG_PATH,
+            "paging": "offset",
+            "page_size": None,
+            "key": "RecordId",
+            "modified_field": "DeletedOn",
+            "select": ("RecordId", "DeletedOn", "ObjectName"),
+            "ignore_fields": (),
+        }
+    )
+    conditions = (
+        Condition("DeletedOn", "GT", (delete_log_value(since),)),
+        Condition("ObjectName", "EQ", (obj,)),
+    )
+    out: list[DeletedRecord] = []
+    try:
+        async for page in client.iter_pages(
+            log_source,
+            conditions=conditions,
+            order_by={"DeletedOn": "asc"},
+            priority=priority,
+        ):
+            for row in page.records:
+                name = row.get("ObjectName")
+                if isinstance(name, str) and name.lower() != obj.lower():
+                    continue
+                out.append(_deleted(row, "RecordId", "DeletedOn", path=DELETE_LOG_PATH))
+    except ApiError as exc:
+        if exc.error_code == "OBJECT_NOT_FOUND":
+            raise ApiError(
+                f"source {source.name!r}: this tenant has no record_delete_log object "
+                f"(OBJECT_NOT_FOUND, request id {exc.request_id or 'none'}); remove "
+                "delete_log from this source (full sweeps still detect deletes)",
+                error_code=exc.error_code,
+                request_id=exc.request_id,
+                status=exc.status,
+            ) from exc
+        raise
+    return out
+
+
+async def _deleted_ctas(
+    client: GainsightClient, source: SourceConfig, since: datetime, priority: Priority
+) -> list[DeletedRecord]:
+    out: list[DeletedRecord] = []
+    cutoff = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    async for page in client.iter_pages(
+        source,
+        conditions=(Condition(source.modified_field, "GTE", (iso_filter_value(since),)),),
+        select=(source.key, source.modified_field),
+        path=CTA_DELETED_PATH,
+        priority=priority,
+    ):
+        for row in page.records:
+            item = _deleted(row, source.key, source.modified_field, path=CTA_DELETED_PATH)
+            if item.deleted_at is None or item.deleted_at >= cutoff:
+                out.append(item)
+    return out
+
+
+def _deleted(
+    row: Mapping[str, Any], key_field: str, date_field: str, *, path: str
+) -> DeletedRecord:
+    key = row.get(key_field)
+    if not isinstance(key, str) or not key:
+        raise MalformedResponseError(f"{path}: a deleted row has no {key_field}")
+    raw = normalize_date(row.get(date_field), date_field)
+    when = parse_iso(raw) if isinstance(raw, str) else None
+    return DeletedRecord(key=key, deleted_at=when)
