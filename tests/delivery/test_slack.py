@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+import pytest
+
 from tests.delivery.conftest import Harness, arr_change
 from tests.rules.events import event
+from watcher.clock import FakeClock
+from watcher.delivery.base import Item
 from watcher.delivery.render import slack_messages
+from watcher.delivery.sinks.slack import SlackRateLimiter, SlackSink
+from watcher.errors import RetryableDispatchError
 from watcher.testing.receivers import SlackReceiver
 
 ARR_DROP = {
@@ -174,3 +182,30 @@ async def test_parallel_slack_batches_never_split_a_key_across_concurrent_sends(
                 seen.setdefault(key, []).append(int(old.replace(",", "")))
     assert sum(len(v) for v in seen.values()) == 70
     assert all(v == sorted(v) for v in seen.values())
+
+
+async def test_a_huge_slack_retry_after_holds_the_url_no_longer_than_the_retry_waits() -> None:
+    """The dispatcher retries at most a day later whatever Retry-After says; the URL's
+    rate limiter must not hold the next message longer than that."""
+    clock = FakeClock()
+    answers = iter(
+        [
+            httpx.Response(429, text="rate_limited", headers={"Retry-After": "10000000"}),
+            httpx.Response(200, text="ok"),
+        ]
+    )
+    transport = httpx.MockTransport(lambda _request: next(answers))
+    async with httpx.AsyncClient(transport=transport) as http:
+        sink = SlackSink(
+            "ops",
+            url="https://hooks.slack.com/services/T/B/x",
+            http=http,
+            clock=clock,
+            limiter=SlackRateLimiter(clock),
+        )
+        item = Item.from_body("d1", "arr-drop", json.dumps(arr_change("A", 100.0, 50.0)))
+        with pytest.raises(RetryableDispatchError):
+            await sink.send([item])
+        start = clock.monotonic()
+        await sink.send([item])
+    assert clock.monotonic() - start <= 24 * 3600

@@ -162,3 +162,19 @@ def test_a_loopback_sink_url_from_the_environment_is_accepted() -> None:
     environ = {"OPS_URL": "http://127.0.0.1:9/hook"}
     sinks = build_sinks(config, http=httpx.AsyncClient(), clock=SystemClock(), environ=environ)
     assert sinks["ops"].type == "slack"
+
+
+def test_webhook_headers_may_not_override_the_ones_watcher_sets() -> None:
+    """A configured ``Content-Type`` or ``webhook-*`` header would go out twice (httpx
+    keeps both spellings) and break receivers; it is a config error naming the setting."""
+    config = make_config(
+        {
+            "crm": {
+                "type": "webhook",
+                "url": "https://hooks.example.com/x",
+                "headers": {"Content-Type": "application/json", "X-Team": "cs"},
+            }
+        }
+    )
+    with pytest.raises(ConfigError, match=r"sinks\.crm\.headers: 'Content-Type' is set by"):
+        build_sinks(config, http=httpx.AsyncClient(), clock=SystemClock())

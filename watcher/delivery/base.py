@@ -13,7 +13,18 @@ from watcher.dates import parse_retry_after
 from watcher.errors import RetryableDispatchError
 from watcher.rules.models import Rule
 
-__all__ = ["Item", "Preview", "SendResult", "Sink", "parse_retry_after", "post"]
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "Item",
+    "Preview",
+    "SendResult",
+    "Sink",
+    "parse_retry_after",
+    "post",
+]
+
+#: The longest wait a receiver's ``Retry-After`` can impose (a day); longer is capped.
+MAX_RETRY_AFTER = 24 * 3600.0
 
 
 @dataclass(frozen=True)

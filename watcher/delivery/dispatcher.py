@@ -41,7 +41,7 @@ from sqlite_utils import Database
 from watcher.clock import Clock
 from watcher.config import DEFAULT_RETRY_SCHEDULE, SinkConfig
 from watcher.dates import format_utc, parse_iso
-from watcher.delivery.base import Item, Sink
+from watcher.delivery.base import MAX_RETRY_AFTER, Item, Sink
 from watcher.durations import parse_duration
 from watcher.errors import (
     DispatchError,
@@ -56,7 +56,6 @@ from watcher.store.outbox import DeliveryRow, Outbox
 
 JITTER = 0.1
 DUE_SLACK = 0.001  # a row due within 1 ms counts as due (clocks keep microseconds only)
-MAX_RETRY_AFTER = 24 * 3600.0
 _DEFAULT_DELAYS = tuple(parse_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
 
 

@@ -27,7 +27,7 @@ from watcher.delivery.signing import secret_key
 from watcher.delivery.sinks.command import CommandSink
 from watcher.delivery.sinks.python import PythonSink, import_callable
 from watcher.delivery.sinks.slack import SlackRateLimiter, SlackSink
-from watcher.delivery.sinks.webhook import WebhookSink
+from watcher.delivery.sinks.webhook import OWN_HEADERS, WebhookSink
 from watcher.errors import ConfigError
 from watcher.logging import register_secret
 
@@ -119,6 +119,12 @@ def _build(
     sinks: dict[str, Sink] = {}
     for name, cfg in config.sinks.items():
         if isinstance(cfg, WebhookSinkConfig):
+            clash = sorted(h for h in cfg.headers if h.lower() in OWN_HEADERS)
+            if clash:
+                raise ConfigError(
+                    f"sinks.{name}.headers: {', '.join(map(repr, clash))} is set by watcher "
+                    "itself (CloudEvents and Standard Webhooks); remove it from headers"
+                )
             if live is not None:
                 url, key = live.url(name, cfg), live.key(name, cfg)
             else:

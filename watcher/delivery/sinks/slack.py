@@ -17,7 +17,7 @@ import httpx
 
 from watcher.clock import Clock
 from watcher.dates import parse_retry_after
-from watcher.delivery.base import Item, Preview, SendResult, post
+from watcher.delivery.base import MAX_RETRY_AFTER, Item, Preview, SendResult, post
 from watcher.delivery.render import slack_messages
 from watcher.errors import PermanentDispatchError, RetryableDispatchError
 
@@ -130,7 +130,8 @@ class SlackSink:
         code = response.text.strip()[:80] or f"HTTP {status}"
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
-            self._limiter.hold(self._url, retry_after if retry_after is not None else 1.0)
+            wait = 1.0 if retry_after is None else min(retry_after, MAX_RETRY_AFTER)
+            self._limiter.hold(self._url, wait)
             raise RetryableDispatchError(
                 f"{where}: Slack rate limit (429 {code}); will retry", retry_after=retry_after
             )

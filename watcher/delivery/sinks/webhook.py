@@ -20,6 +20,17 @@ from watcher.errors import PermanentDispatchError, RetryableDispatchError, SinkG
 
 CONTENT_TYPE = "application/cloudevents+json"
 RETRYABLE_4XX = frozenset({408, 425, 429})
+#: Headers the sink sets itself; a configured one of the same name would be sent twice.
+OWN_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 
 
 class WebhookSink:
