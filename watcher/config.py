@@ -85,7 +85,7 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _check_sink_url(url: str) -> str:
+def check_sink_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url
@@ -360,7 +360,7 @@ class WebhookSinkConfig(_SinkBase):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_sink_url(value)
+        return None if value is None else check_sink_url(value)
 
     @model_validator(mode="after")
     def _refs(self) -> WebhookSinkConfig:

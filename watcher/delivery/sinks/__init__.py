@@ -16,7 +16,7 @@ from watcher.config import (
     SlackSinkConfig,
     WatcherConfig,
     WebhookSinkConfig,
-    _check_sink_url,  # the one https-or-loopback rule; its message never holds the URL
+    check_sink_url,  # the one https-or-loopback rule; its message never holds the URL
     resolve_secret,
     sink_secret_ref,
     sink_url_ref,
@@ -50,7 +50,7 @@ class _Secrets:
         url = resolve_secret(ref, self._environ, self._base_dir)
         register_secret(url)  # incoming-webhook URLs carry their token
         try:
-            _check_sink_url(url)
+            check_sink_url(url)
         except ValueError as exc:  # the message never holds the URL
             raise ConfigError(f"{ref.setting} (from {_origin(ref)}): {exc}") from None
         return url
