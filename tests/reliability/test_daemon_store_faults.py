@@ -62,14 +62,6 @@ async def test_a_database_deleted_under_the_running_daemon_fails_polls_with_a_cl
     assert "was deleted or replaced" in text, text[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: watcher/daemon/state.py _connect translates only "
-    "sqlite3.OperationalError, so a corrupt file's sqlite3.DatabaseError escapes "
-    "ScheduleState.record() inside Daemon._finish: a 'Task exception was never retrieved' "
-    "traceback, and the job is never rescheduled (its source stops being polled). Fix: "
-    "catch sqlite3.Error there.",
-)
 async def test_a_database_overwritten_under_the_running_daemon_fails_polls_clearly(
     tmp_path: Path,
 ) -> None:
@@ -77,3 +69,4 @@ async def test_a_database_overwritten_under_the_running_daemon_fails_polls_clear
     failed = [line for line in text.splitlines() if '"failed"' in line]
     assert failed, text[-2000:]
     assert any("not a database" in line or "malformed" in line for line in failed), failed[:3]
+    assert "Task exception was never retrieved" not in text

@@ -20,7 +20,7 @@ from typing import Any
 
 from watcher.daemon.metrics import StoreStats
 from watcher.errors import StoreError
-from watcher.store.db import migrate, open_database
+from watcher.store.db import classify, migrate, open_database
 
 
 @contextmanager
@@ -35,8 +35,8 @@ def _connect(path: Path, *, readonly: bool) -> Iterator[sqlite3.Connection]:
     try:
         with conn:
             yield conn
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"store {str(path)!r}: {exc}") from None
+    except sqlite3.Error as exc:  # locked, full, corrupt: one translation for all
+        raise classify(exc, f"daemon state in {str(path)!r}") from None
     finally:
         conn.close()
 

@@ -146,6 +146,14 @@ def classify(exc: sqlite3.Error, what: str) -> StoreError:
             f"store: {what}: the database is locked by another process; "
             "is another watcher writing to it?"
         )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or (
+        "malformed" in text or "not a database" in text
+    ):
+        return StoreError(
+            f"store: {what}: the database file is damaged ({exc}); stop watcher, move the "
+            "file aside (keep it for inspection) and restore a backup, or start on a new "
+            "file (each source then takes a new silent baseline)"
+        )
     return StoreError(f"store: {what}: {exc}")
 
 
