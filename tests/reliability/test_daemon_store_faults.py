@@ -1,9 +1,8 @@
 """The database file deleted or corrupted under a *running* daemon (real processes).
 
-``watcher sim`` and the daemon (``watcher.reliability.fastrun``: ``watcher run`` with a
-0.3 s interval) run as subprocesses; after the baseline, the test deletes or
-overwrites ``watcher.db`` and makes changes in the tenant. The daemon must say so in
-a clear log line (never a traceback) and must not pretend all is well: no event is
+``watcher sim`` and the daemon (``watcher run --every 0.3``) run as subprocesses;
+after the baseline, the test deletes or overwrites ``watcher.db`` and makes changes in
+the tenant. The daemon must say so in a clear log line (never a traceback) and must not pretend all is well: no event is
 reported as committed to a file that is gone.
 """
 

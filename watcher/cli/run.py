@@ -35,6 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default 20; keep it below systemd's TimeoutStopSec)",
     )
     parser.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run each source's incremental and delete-log polls every SECONDS instead "
+        "of on their cron (cron has minute granularity; for demos, soaks and tests)",
+    )
+    parser.add_argument(
         "--max-polls",
         type=int,
         default=None,
@@ -60,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         closed = mark_interrupted(config, base_dir, clock)
         if closed:
             get_logger("watcher.daemon").warning("poll.interrupted_closed", polls=closed)
-        return asyncio.run(serve(config, path, grace_s=args.grace, max_polls=args.max_polls))
+        return asyncio.run(
+            serve(
+                config, path, grace_s=args.grace, max_polls=args.max_polls, every_s=args.every
+            )
+        )
 
 
 def build_daemon(
@@ -100,9 +112,10 @@ async def serve(
     *,
     grace_s: float = 20.0,
     max_polls: int | None = None,
+    every_s: float | None = None,
 ) -> int:
     """Run the daemon in this event loop until a signal stops it."""
-    daemon = build_daemon(config, path, grace_s=grace_s)
+    daemon = build_daemon(config, path, grace_s=grace_s, every_s=every_s)
     daemon.install_signal_handlers(asyncio.get_running_loop())
     code = await daemon.run(max_polls=max_polls)
     sys.stdout.flush()

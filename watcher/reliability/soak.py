@@ -9,9 +9,9 @@ What runs, all real processes on loopback:
    continuous stream of random creates, updates and deletes through its admin API.
 2. A webhook receiver (in this process) that records every request with its
    ``webhook-id`` and body.
-3. The daemon (``python -m watcher.reliability.fastrun``: ``watcher run`` with a
-   sub-minute interval) polling the tenant incrementally and reading its delete
-   logs every ``--every`` seconds, routing every change to the receiver.
+3. The daemon (``watcher run --every S``: the real command with a sub-minute
+   interval) polling the tenant incrementally and reading its delete logs every
+   ``--every`` seconds, routing every change to the receiver.
 
 The daemon is killed with SIGKILL ``--kills`` times, at random moments drawn from
 ``--seed`` (during start-up, mid-poll, mid-delivery), and restarted each time;
@@ -296,8 +296,9 @@ class Soak:
         self.runs += 1
         with (self.folder / f"daemon-{self.runs:02d}.log").open("wb") as out:
             self.daemon = await asyncio.create_subprocess_exec(
-                self.o.python, "-m", "watcher.reliability.fastrun",
-                "--config", str(self.folder / "watcher.toml"), "--every", str(self.o.every_s),
+                self.o.python, "-m", "watcher",
+                "--config", str(self.folder / "watcher.toml"),
+                "run", "--every", str(self.o.every_s), "--grace", "5",
                 env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
 
