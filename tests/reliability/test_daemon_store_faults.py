@@ -1,9 +1,10 @@
 """The database file deleted or corrupted under a *running* daemon (real processes).
 
 ``watcher sim`` and the daemon (``watcher run --every 0.3``) run as subprocesses;
-after the baseline, the test deletes or overwrites ``watcher.db`` and makes changes in
-the tenant. The daemon must say so in a clear log line (never a traceback) and must not pretend all is well: no event is
-reported as committed to a file that is gone.
+after the baseline, the test deletes or overwrites ``watcher.db`` and makes changes
+in the tenant. The daemon must say so in a clear log line (never a traceback) and
+must not pretend all is well: no event is reported as committed to a file that is
+gone.
 """
 
 from __future__ import annotations
