@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if closed:
             get_logger("watcher.daemon").warning("poll.interrupted_closed", polls=closed)
         return asyncio.run(
-            serve(
-                config, path, grace_s=args.grace, max_polls=args.max_polls, every_s=args.every
-            )
+            serve(config, path, grace_s=args.grace, max_polls=args.max_polls, every_s=args.every)
         )
 
 
