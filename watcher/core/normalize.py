@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -79,16 +80,22 @@ def normalize_value(value: Any, field: str = "") -> Any:
 
 
 def normalize_record(record: Mapping[str, Any]) -> Record:
-    """Canonical form of a flat record (keys as Gainsight sent them)."""
-    out: Record = {}
+    """Canonical form of a flat record (keys as Gainsight sent them).
+
+    Copies the record in C and rewrites only the values whose canonical form differs
+    (date-like text, whole numbers under date names, floats, nested values): a sweep
+    normalizes millions of records, most of whose values are already canonical.
+    """
+    out: Record = dict(record)
     for name, raw in record.items():
         kind = type(raw)
-        # Inline fast paths for the common scalar types; normalize_value does the rest.
         if kind is str:
-            out[name] = _string(raw) if raw[4:5] == "-" and raw[:1].isdigit() else raw
-        elif kind is int or kind is bool or raw is None:
-            out[name] = normalize_value(raw, name) if kind is int and _is_date_field(name) else raw
-        else:
+            if raw[4:5] == "-" and raw[:1].isdigit():
+                out[name] = _string(raw)
+        elif kind is int:
+            if _is_date_field(name):
+                out[name] = normalize_value(raw, name)
+        elif kind is not bool and raw is not None:
             out[name] = normalize_value(raw, name)
     return out
 
@@ -106,7 +113,10 @@ def fingerprint(record: Mapping[str, Any]) -> int:
     field by field (:func:`watcher.core.diff.compare`), so a different field order,
     or a future change of this function, costs a comparison, never a false change.
     """
-    digest = hashlib.blake2b(repr(record).encode("utf-8"), digest_size=8).digest()
+    # marshal version 2 writes no back-references, so equal records give equal bytes
+    # whatever objects they share; it is C-fast (bench/sweep.py: 1.9 vs 2.9 us a record
+    # for repr). Its format may change with Python: that costs one compare, as above.
+    digest = hashlib.blake2b(marshal.dumps(record, 2), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
