@@ -63,18 +63,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[E2E], bool]]] =
 }
 
 
-KNOWN_GAPS: dict[str, str] = {}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[n]))
-        if n in KNOWN_GAPS
-        else n
-        for n in CASES
-    ],
-)
+@pytest.mark.parametrize("name", list(CASES))
 async def test_under_each_api_fault_no_change_is_lost_and_nothing_false(
     tmp_path: Path, name: str
 ) -> None:
