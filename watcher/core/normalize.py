@@ -116,7 +116,8 @@ def fingerprint(record: Mapping[str, Any]) -> int:
     # marshal version 2 writes no back-references, so equal records give equal bytes
     # whatever objects they share; it is C-fast (bench/sweep.py: 1.9 vs 2.9 us a record
     # for repr). Its format may change with Python: that costs one compare, as above.
-    digest = hashlib.blake2b(marshal.dumps(record, 2), digest_size=8).digest()
+    plain = record if isinstance(record, dict) else dict(record)
+    digest = hashlib.blake2b(marshal.dumps(plain, 2), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
