@@ -90,6 +90,16 @@ def _label(data: Mapping[str, Any], field: str, old: Any, new: Any) -> tuple[Any
     return (old_name if old_name is not None else old), (new_name if new_name is not None else new)
 
 
+def shown_changes(changes: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The changed fields worth a line: ``X__gr.Name`` is shown as the label of ``X``
+    when ``X`` changed too, not again on its own."""
+    return [
+        (str(name), entry)
+        for name, entry in changes.items()
+        if not (str(name).endswith("__gr.Name") and str(name)[: -len("__gr.Name")] in changes)
+    ]
+
+
 def change_lines(event: Mapping[str, Any]) -> list[str]:
     """One mrkdwn line per changed field (or the record's main fields when created)."""
     data = _data(event)
@@ -97,12 +107,10 @@ def change_lines(event: Mapping[str, Any]) -> list[str]:
     changes = data.get("changes")
     lines = []
     if change == "updated" and isinstance(changes, Mapping) and changes:
-        for name, entry in changes.items():
-            if str(name).endswith("__gr.Name") and str(name)[: -len("__gr.Name")] in changes:
-                continue  # shown as the label of its lookup field
+        for name, entry in shown_changes(changes):
             old = entry.get("old") if isinstance(entry, Mapping) else None
             new = entry.get("new") if isinstance(entry, Mapping) else None
-            old, new = _label(data, str(name), old, new)
+            old, new = _label(data, name, old, new)
             lines.append(
                 f"*{escape(str(name))}*: {escape(format_value(old))} → "
                 f"{escape(format_value(new))}{_pct(old, new)}"
@@ -199,12 +207,13 @@ def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
         changes = data.get("changes")
         if data.get("change") == "updated" and isinstance(changes, Mapping) and changes:
             parts = []
-            for name, entry in list(changes.items())[:3]:
+            shown = shown_changes(changes)
+            for name, entry in shown[:3]:
                 old = entry.get("old") if isinstance(entry, Mapping) else None
                 new = entry.get("new") if isinstance(entry, Mapping) else None
-                old, new = _label(data, str(name), old, new)
+                old, new = _label(data, name, old, new)
                 parts.append(f"{name} {format_value(old)} → {format_value(new)}")
-            more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
+            more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
             text = f"{record_name(event)}: {'; '.join(parts)}{more}"
         else:
             obj = str(data.get("object", "record"))
