@@ -3,8 +3,7 @@ tests/reliability/test_fault_matrix.py, with what each fault cost.
 
 For every API fault: the random changes made, keys with a net change, events
 committed, polls that failed (and their error), client retries and 429s, and the
-verdict of watcher/reliability/verify.py (violations must be 0 except for the
-cases listed as known gaps).
+verdict of watcher/reliability/verify.py (violations must be 0).
 
     .venv/bin/python bench/faults.py [--seeds 1 2 3]
 """
@@ -22,9 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.harness import e2e  # noqa: E402
-from tests.reliability.test_fault_matrix import CASES, KNOWN_GAPS  # noqa: E402
-from watcher.logging import configure_logging  # noqa: E402
+from tests.reliability.harness import e2e
+from tests.reliability.test_fault_matrix import CASES
+from watcher.logging import configure_logging
 
 
 async def one(name: str, seed: int) -> dict[str, Any]:
@@ -52,7 +51,6 @@ async def one(name: str, seed: int) -> dict[str, Any]:
                 "http_429": h.client.stats.rate_limited,
                 "signal_seen": signal(h),
                 "violations": len(verdict.violations),
-                "known_gap": name in KNOWN_GAPS,
             }
 
 
@@ -74,7 +72,6 @@ def main() -> None:
             f"{r['case']:<48} seed {r['seed']}: {r['keys_changed']:>3} keys changed, "
             f"{r['events']:>3} events, {r['failed_polls']} failed polls, {r['retries']:>3} "
             f"retries, {r['http_429']:>3} x 429, violations {r['violations']}"
-            + (" (known gap)" if r["known_gap"] else "")
         )
 
 

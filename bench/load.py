@@ -46,15 +46,16 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from watcher.config import load_config  # noqa: E402
-from watcher.daemon.metrics import Metrics  # noqa: E402
-from watcher.daemon.runner import Daemon  # noqa: E402
-from watcher.daemon.state import StoreView  # noqa: E402
-from watcher.daemon.wiring import real_builder  # noqa: E402
-from watcher.dates import parse_iso  # noqa: E402
-from watcher.logging import configure_logging  # noqa: E402
-from watcher.testing.receivers import WebhookReceiver  # noqa: E402
-from watcher.testing.sim import running_sim  # noqa: E402
+from bench.scaled_clock import ScaledClock
+from watcher.config import load_config
+from watcher.daemon.metrics import Metrics
+from watcher.daemon.runner import Daemon
+from watcher.daemon.state import StoreView
+from watcher.daemon.wiring import real_builder
+from watcher.dates import parse_iso
+from watcher.logging import configure_logging
+from watcher.testing.receivers import WebhookReceiver
+from watcher.testing.sim import running_sim
 
 KEY = "load-bench-key"
 OBJECT_SOURCE = {"Company": "companies", "call_to_action": "ctas"}
@@ -65,27 +66,6 @@ SELECT = {
     "ctas": ["Gsid", "Name", "CompanyId", "StatusId", "PriorityId", "DueDate", "IsClosed",
              "ModifiedDate"],
 }  # fmt: skip
-
-
-class ScaledClock:
-    """Wall and monotonic time running ``scale`` times faster than real time."""
-
-    def __init__(self, scale: float, start: datetime) -> None:
-        self.scale = scale
-        self._start = start
-        self._t0 = time.monotonic()
-
-    def _elapsed(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._elapsed())
-
-    def monotonic(self) -> float:
-        return 1000.0 + self._elapsed()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.scale)
 
 
 class Recording(httpx.AsyncBaseTransport):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,12 @@ def test_summary_of_a_held_sweep_and_the_progress_line() -> None:
     progress.done()
     assert stream.getvalue().startswith("\rcompanies: page 3, 15,000 records")
     assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_poll_fails_rather_than_route_nothing_when_the_rules_cannot_load(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken rules import stops `watcher poll`; it never stores events with no deliveries."""
+    monkeypatch.setitem(sys.modules, "watcher.rules.match", None)  # import raises ImportError
+    with pytest.raises(ImportError):
+        main(["--config", str(config), "poll", "companies"])

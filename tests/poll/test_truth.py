@@ -9,7 +9,6 @@ tenant state: none missing, none false, no false delete.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ import pytest
 
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
-from watcher.core.diff import field_changes
 from watcher.core.normalize import normalize_record
 from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
+from watcher.reliability.verify import Verdict, check_truth
 from watcher.sim.schema import COMPANY, CTA
 from watcher.store import Store
 from watcher.testing.sim import running_sim
@@ -80,31 +79,6 @@ def stored(store: Store, source: SourceConfig) -> dict[str, dict[str, Any]]:
     return dict(store.iter_snapshots(source.name))
 
 
-def visible(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """True when ``a`` and ``b`` differ in a field that is not ignored (or in existence)."""
-    if a is None or b is None:
-        return (a is None) != (b is None)
-    return bool(field_changes(a, b, IGNORED))
-
-
-def compose(events: list[dict[str, Any]], name: str) -> dict[str, tuple[Any, Any]]:
-    """key -> (before of its first event, after of its last event), checking continuity."""
-    out: dict[str, tuple[Any, Any]] = {}
-    for event in events:
-        data = event["data"]
-        if data["source"] != name:
-            continue
-        key = data["key"]
-        if key in out:
-            prev_after = out[key][1]
-            # each event starts where the previous one for the key ended
-            assert not visible(prev_after, data["before"]), f"gap in events of {key}"
-            out[key] = (out[key][0], data["after"])
-        else:
-            out[key] = (data["before"], data["after"])
-    return out
-
-
 async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
     clock = FakeClock()
     with running_sim(
@@ -152,27 +126,25 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
             log = sim.tenant.changes(seq0)
             assert log, "the run made no mutation"
             events = [e.cloudevent() for e in store.list_events()]
+            verdict = Verdict()
             for source in (COMPANIES, CTAS):
                 final = truth(sim, source)
                 assert stored(store, source) == final, "final store != tenant"
-                before = state0[source.name]
-                composed = compose(events, source.name)
-                true_net = {
-                    k for k in before.keys() | final.keys() if visible(before.get(k), final.get(k))
-                }
-                ours = {k for k, (b, a) in composed.items() if visible(b, a)}
-                assert ours == true_net, "net changes differ"
-                for key in true_net:
-                    b, a = composed[key]
-                    assert b == before.get(key) or not visible(b, before.get(key))
-                    assert a == final.get(key) or not visible(a, final.get(key))
-                deleted_in_log = {
-                    c.key for c in log if c.change == "deleted" and c.object == OBJECTS[source.name]
-                }
-                for event in events:
-                    data = event["data"]
-                    if data["source"] == source.name and data["change"] == "deleted":
-                        assert data["key"] in deleted_in_log, "false delete"
+                check_truth(
+                    verdict,
+                    source.name,
+                    state0=state0[source.name],
+                    final=final,
+                    stored=stored(store, source),
+                    events=events,
+                    deleted_in_log={
+                        c.key
+                        for c in log
+                        if c.change == "deleted" and c.object == OBJECTS[source.name]
+                    },
+                    ignored=IGNORED,
+                )
+            assert verdict.violations == []
             sequences = [e["sequence"] for e in events]
             assert sequences == sorted(set(sequences))
             store.close()

@@ -209,3 +209,10 @@ def test_a_deleted_database_file_fails_the_next_commit(tmp_path: Path) -> None:
         store.commit("s", PageCommit(writes=[("K2", 2, {})]))
     with pytest.raises(StoreError, match="deleted or replaced"):
         store.start_poll("p", "s", "full", "manual")
+
+
+def test_get_event_by_a_non_ascii_digit_finds_nothing(store: Store) -> None:
+    """`events show ²` (a digit to str.isdigit, not to int) is an unknown id, not a crash."""
+    store.commit("a", PageCommit(events=[event("e1")]))
+    assert store.get_event("²") is None
+    assert store.get_event("1") is not None

@@ -54,10 +54,8 @@ def _check_sinks(config: WatcherConfig, base_dir: Path) -> None:
 
 
 def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
-    try:
-        from watcher.rules.loader import load_rules
-    except ImportError:  # rules package not present in this build
-        return ""
+    from watcher.rules.loader import load_rules
+
     ruleset = load_rules(config, base_dir=base_dir)
     return f", {len(ruleset)} rule(s)"
 

@@ -11,10 +11,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watcher.config import load_config
 from watcher.dates import format_utc, parse_when
 from watcher.errors import ConfigError
+
+if TYPE_CHECKING:
+    from watcher.store import Store
 
 
 def _positive(text: str) -> int:
@@ -56,7 +60,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(handler=run_show)
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # lazy import keeps --help fast
+def _store(args: argparse.Namespace) -> Store:
+    """Open the configured store; imported lazily so `watcher --help` starts fast."""
     from watcher.cli import config_path
     from watcher.cli.poll import store_path
     from watcher.store import Store

@@ -75,11 +75,9 @@ def store_path(config: WatcherConfig, base_dir: Path) -> Path:
 
 
 def _router(config: WatcherConfig, base_dir: Path) -> Any:
-    try:
-        from watcher.rules.loader import load_rules
-        from watcher.rules.match import build_router
-    except ImportError:  # rules package not present in this build
-        return None
+    from watcher.rules.loader import load_rules
+    from watcher.rules.match import build_router
+
     return build_router(load_rules(config, base_dir=base_dir))
 
 

@@ -1,8 +1,9 @@
 """What the poll engine needs from Gainsight, as a Protocol.
 
 :class:`~watcher.gainsight.GainsightClient` satisfies it; :class:`MemorySource`
-is an in-memory tenant (tests, the benchmark) with the same paging semantics:
-offset pages ordered by key, ``GTE`` on the modified field, ``IN`` on the key.
+is an in-memory tenant for tests, with the same paging semantics:
+offset pages ordered by key (or ``order_by``), ``GTE``/``LT`` on a date field or
+the key, ``IN`` on any field.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class MemorySource:
 
     ``before_page(number)`` runs before each page is cut, so a test can mutate
     ``records`` between page requests exactly as a live tenant would change.
-    ``page_factory`` lets the benchmark hand out pre-built pages instead.
+    ``shuffle`` gives each page request a new row order, as Cockpit lists may.
     """
 
     def __init__(

@@ -210,6 +210,8 @@ def transaction(conn: sqlite3.Connection, what: str = "write") -> Iterator[sqlit
 
 
 def _in_transaction(conn: sqlite3.Connection) -> bool:
+    """Read ``in_transaction`` afresh: mypy would keep it narrowed to ``False`` from the check
+    before ``BEGIN`` and call the rollback unreachable."""
     return conn.in_transaction
 
 

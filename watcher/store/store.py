@@ -33,6 +33,8 @@ Router = Callable[[dict[str, Any]], Sequence[tuple[str, str]]]
 
 # SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
 _CHUNK = 900
+# The polls columns that hold counts: the allow-list for their UPDATEs.
+_POLL_COUNTS = frozenset({"pages", "records", "api_calls", "created", "updated", "deleted"})
 _STATE_COLUMNS = frozenset(
     {
         "baseline_at",
@@ -429,7 +431,7 @@ class Store:
         """One event by id, or by sequence number when ``ident`` is all digits."""
         sql = "SELECT sequence, id, type, source, subject, time, poll_id, body FROM events WHERE "
         with translate_errors("read event"):
-            if ident.isdigit():
+            if ident.isascii() and ident.isdigit():
                 row = self.conn.execute(sql + "sequence = ?", (int(ident),)).fetchone()
             else:
                 row = self.conn.execute(sql + "id = ?", (ident,)).fetchone()
@@ -446,9 +448,8 @@ class Store:
             )
 
     def _add_poll_counts(self, poll_id: str, counts: Mapping[str, int]) -> None:
-        allowed = {"pages", "records", "api_calls", "created", "updated", "deleted"}
-        sets = ", ".join(f"{name} = {name} + ?" for name in counts if name in allowed)
-        values = [v for name, v in counts.items() if name in allowed]
+        sets = ", ".join(f"{name} = {name} + ?" for name in counts if name in _POLL_COUNTS)
+        values = [v for name, v in counts.items() if name in _POLL_COUNTS]
         if sets:
             self.conn.execute(f"UPDATE polls SET {sets} WHERE id = ?", (*values, poll_id))  # noqa: S608 - column names come from a fixed allow-list
 
@@ -461,10 +462,9 @@ class Store:
         counts: Mapping[str, int] | None = None,
         mode: str | None = None,
     ) -> None:
-        allowed = ("pages", "records", "api_calls", "created", "updated", "deleted")
         with transaction(self.conn, "record poll end"):
             for name, value in (counts or {}).items():
-                if name in allowed:
+                if name in _POLL_COUNTS:
                     self.conn.execute(f"UPDATE polls SET {name} = ? WHERE id = ?", (value, poll_id))  # noqa: S608 - allow-listed column
             self.conn.execute(
                 "UPDATE polls SET finished_at = ?, outcome = ?, error = ?, "
