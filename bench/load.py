@@ -46,7 +46,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scaled_clock import ScaledClock
+from watcher.clock import ScaledClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Daemon

@@ -1,4 +1,5 @@
-"""Injected time. Production uses :class:`SystemClock`; tests use :class:`FakeClock`."""
+"""Injected time. Production uses :class:`SystemClock`; tests use :class:`FakeClock`
+(moves only when told) or :class:`ScaledClock` (real time, sped up)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,25 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class ScaledClock:
+    """Real time running ``scale`` times faster: for benchmarks and end-to-end tests
+    that compress hours of schedules into seconds against real processes."""
+
+    def __init__(self, scale: float, start: datetime | None = None) -> None:
+        self.scale = scale
+        self._start = start or datetime.now(UTC).replace(second=50, microsecond=0)
+        self._t0 = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return (time.monotonic() - self._t0) * self.scale
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._elapsed())
+
+    def monotonic(self) -> float:
+        return 1000.0 + self._elapsed()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.scale)

@@ -11,14 +11,13 @@ waiting incremental one.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from watcher.clock import ScaledClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Daemon
@@ -32,27 +31,6 @@ pytestmark = pytest.mark.slow
 RPM = 6
 SLACK = timedelta(seconds=1)
 KEY = "budget-test-key"
-
-
-class ScaledClock:
-    """Wall and monotonic time running ``scale`` times faster than real time."""
-
-    def __init__(self, scale: float, start: datetime) -> None:
-        self.scale = scale
-        self._start = start
-        self._t0 = time.monotonic()
-
-    def _elapsed(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._elapsed())
-
-    def monotonic(self) -> float:
-        return 1000.0 + self._elapsed()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.scale)
 
 
 class Recording(httpx.AsyncBaseTransport):

@@ -16,6 +16,7 @@ and take an injected clock for their time stamps and rate limits.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -69,7 +70,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Receiver:
+class _Receiver(abc.ABC):
     def __init__(
         self, *, port: int | None = None, clock: Clock | None = None, echo: TextIO | None = None
     ) -> None:
@@ -163,8 +164,9 @@ class _Receiver:
         async with self._arrived:
             self._arrived.notify_all()
 
+    @abc.abstractmethod
     def reply(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        raise NotImplementedError
+        """The answer to one request (status, headers, body)."""
 
     def show(self, path: str, headers: dict[str, str], body: bytes) -> None:
         print(f"received {path}: {body[:200]!r}", file=self.echo or sys.stdout, flush=True)
