@@ -220,6 +220,7 @@ class SourceConfig(_Model):
     timezone: str = "UTC"
     max_delete_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     baseline: Literal["silent", "emit"] = "silent"
+    api: Literal["query", "cockpit"] | None = None
     path: str | None = None
     paging: Literal["page", "offset"] | None = None
     page_size: Annotated[int, Field(gt=0, le=5000)] | None = None
@@ -255,26 +256,49 @@ class SourceConfig(_Model):
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/"):
-            raise ValueError("path must start with '/', e.g. '/v1/csgoal/external/list'")
+            raise ValueError("path must start with '/', e.g. '/v1/data/objects/query/Company'")
         return value
 
     @model_validator(mode="after")
     def _kind_rules(self) -> SourceConfig:
         if self.kind == "object" and not self.object:
             raise ValueError("kind = 'object' needs object = '<MDA object name>'")
-        if self.kind != "object" and self.object is not None:
-            raise ValueError(f"object is only for kind = 'object' (this source is {self.kind!r})")
+        if self.kind not in ("object", "goal") and self.object is not None:
+            raise ValueError(
+                f"object is only for kind = 'object' or 'goal' (this source is {self.kind!r})"
+            )
+        if self.api is not None and self.kind != "cta":
+            raise ValueError(
+                f"api is only for kind = 'cta' (this source is {self.kind!r}); remove it"
+            )
         if self.key in self.ignore_fields:
             raise ValueError(f"the key field {self.key!r} cannot be in ignore_fields")
         return self
 
     @property
     def object_name(self) -> str:
-        """The Gainsight object this source reads."""
-        if self.kind == "object":
-            assert self.object is not None
+        """The Gainsight object this source reads.
+
+        A goal source without ``object`` reads the object the tenant's metadata names
+        (the poll engine resolves it once and passes a copy with ``object`` set);
+        until then its name is the placeholder ``"goal"``.
+        """
+        if self.object:
             return self.object
-        return {"company": "Company", "cta": "call_to_action", "goal": "cs_goal"}[self.kind]
+        return {"company": "Company", "cta": "call_to_action", "goal": "goal"}.get(
+            self.kind, self.kind
+        )
+
+    @property
+    def effective_api(self) -> Literal["query", "cockpit"]:
+        """``cockpit`` only for a CTA source that asks for it; everything else is the
+        documented MDA query route."""
+        return self.api or "query"
+
+    @property
+    def needs_object_lookup(self) -> bool:
+        """A goal source whose object API name must come from the tenant's metadata."""
+        return self.kind == "goal" and not self.object and not self.path
 
     @property
     def event_kind(self) -> str:
@@ -287,18 +311,17 @@ class SourceConfig(_Model):
     def effective_path(self) -> str:
         if self.path:
             return self.path
-        return {
-            "company": "/v1/data/objects/query/Company",
-            "object": f"/v1/data/objects/query/{self.object}",
-            "cta": "/v2/cockpit/cta/list",
-            "goal": "/v1/csgoal/external/list",
-        }[self.kind]
+        if self.kind == "cta" and self.effective_api == "cockpit":
+            return "/v2/cockpit/cta/list"
+        return f"/v1/data/objects/query/{self.object_name}"
 
     @property
     def effective_paging(self) -> Literal["page", "offset"]:
         if self.paging:
             return self.paging
-        return "page" if self.kind in ("cta", "goal") else "offset"
+        if self.kind == "cta" and self.effective_api == "cockpit":
+            return "page"
+        return "page" if self.path and self.kind == "goal" else "offset"
 
     @property
     def effective_page_size(self) -> int:

@@ -47,11 +47,13 @@ class SourceError(WatcherError):
         error_code: str | None = None,
         request_id: str | None = None,
         status: int | None = None,
+        desc: str | None = None,
     ) -> None:
         super().__init__(message)
         self.error_code = error_code
         self.request_id = request_id
         self.status = status
+        self.desc = desc  # Gainsight's errorDesc, redacted and bounded (None if not given)
 
 
 class AuthError(SourceError):

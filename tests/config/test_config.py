@@ -108,8 +108,9 @@ secret_env = "CRM_WEBHOOK_SECRET"
     )
     config = load_config(write(tmp_path, text))
     assert [s.name for s in config.sources] == ["companies", "ctas", "goals", "relationships"]
-    assert config.source("ctas").effective_path == "/v2/cockpit/cta/list"
-    assert config.source("ctas").effective_page_size == 1000
+    # CTAs read the documented query route by default (api = "cockpit" keeps the list)
+    assert config.source("ctas").effective_path == "/v1/data/objects/query/call_to_action"
+    assert config.source("ctas").effective_page_size == 5000
     assert config.source("relationships").event_kind == "relationship"
     assert config.source("relationships").effective_path == ("/v1/data/objects/query/Relationship")
     assert isinstance(config.sinks["crm"], WebhookSinkConfig)

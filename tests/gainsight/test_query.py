@@ -95,10 +95,14 @@ def test_style_and_page_size_follow_the_source_and_are_clamped_to_the_api_limits
     company = source()
     assert style_of(company) == "mda"
     assert page_size_of(company) == 5000
-    cta = source(name="ctas", kind="cta")
-    assert style_of(cta) == "cockpit"
-    assert page_size_of(cta) == 1000
-    assert page_size_of(source(name="ctas", kind="cta", page_size=5000)) == 1000
+    cta = source(name="ctas", kind="cta")  # default: the documented query route
+    assert style_of(cta) == "mda"
+    assert cta.effective_path == "/v1/data/objects/query/call_to_action"
+    assert page_size_of(cta) == 5000
+    cockpit = source(name="ctas", kind="cta", api="cockpit")
+    assert style_of(cockpit) == "cockpit"
+    assert page_size_of(cockpit) == 1000
+    assert page_size_of(source(name="ctas", kind="cta", api="cockpit", page_size=5000)) == 1000
     goal = source(name="goals", kind="goal", paging="offset", path="/v1/data/objects/query/G")
     assert style_of(goal) == "mda"
     assert page_size_of(source(page_size=250)) == 250

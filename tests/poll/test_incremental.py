@@ -64,12 +64,19 @@ async def test_watermark_advances_with_the_page_it_covers(tmp_path: Path) -> Non
     assert h.store.state("companies").watermark == "2026-11-23T13:00:00.000Z"
 
 
-def test_cta_incremental_bound_is_floored_to_the_day(tmp_path: Path) -> None:
-    """CTA filters may compare whole days: the lower bound starts at midnight UTC."""
+def test_cockpit_incremental_bound_is_floored_to_the_day(tmp_path: Path) -> None:
+    """The Cockpit list filters whole days: the lower bound starts at midnight UTC; CTAs
+    on the default query route get no whole-day re-read."""
     h = Harness(tmp_path / "w.db", tenant(0))
-    cta = source_config(name="ctas", kind="cta", select=("Gsid", "Name"), page_size=None)
+    cta = source_config(
+        name="ctas", kind="cta", api="cockpit", select=("Gsid", "Name"), page_size=None
+    )
     since = h.poller.incremental_since(cta, "2026-11-23T00:05:00.000Z")
     assert since == datetime(2026, 11, 22, tzinfo=UTC)  # 00:05 - 10m is the day before
+    query_cta = source_config(name="ctas", kind="cta", select=("Gsid", "Name"))
+    assert h.poller.incremental_since(query_cta, "2026-11-23T00:05:00.000Z") == datetime(
+        2026, 11, 22, 23, 55, tzinfo=UTC
+    )
     company_src = source_config()
     assert h.poller.incremental_since(company_src, "2026-11-23T00:05:00.000Z") == datetime(
         2026, 11, 22, 23, 55, tzinfo=UTC

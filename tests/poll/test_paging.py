@@ -12,11 +12,19 @@ from tests.poll.helpers import Harness, source_config, tenant
 from watcher.poll.paging import read_ahead
 from watcher.poll.source import MemoryPage
 
-CTAS = {"name": "ctas", "kind": "cta", "select": ("Gsid", "Name", "Arr"), "page_size": 10}
+CTAS = {
+    "name": "ctas",
+    "kind": "goal",
+    "path": "/v1/csgoal/external/list",
+    "paging": "page",
+    "select": ("Gsid", "Name", "Arr"),
+    "page_size": 10,
+}
 
 
 async def test_unordered_source_is_read_completely_by_key_ranges(tmp_path: Path) -> None:
-    """Each page in a new order: plain paging misses rows; key ranges read every one."""
+    """A page-numbered path override, each page in a new order: plain paging misses rows;
+    key ranges read every one."""
     feed = tenant(95, page_size=10)
     feed.shuffle = random.Random(3)
     src = source_config(**CTAS)

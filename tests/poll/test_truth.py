@@ -1,7 +1,10 @@
 """End to end against the simulated tenant: events equal the true net changes per key.
 
 The tenant is served over loopback; random mutations happen between polls and
-between the page requests of a poll (offset shifts, unstable CTA order). After a
+between the page requests of a poll (offset shifts, unstable Cockpit order). Each
+run is repeated against the strict simulator (``--strict-docs``: only documented
+requests are accepted, a CTA delete does not touch ModifiedDate) with the default
+source settings, through full, incremental and delete-log reads. After a
 final quiet sweep, for every key, the events composed in order (first ``before``,
 last ``after``) must equal the net change between the baseline and the final
 tenant state: none missing, none false, no false delete.
@@ -79,9 +82,13 @@ def stored(store: Store, source: SourceConfig) -> dict[str, dict[str, Any]]:
     return dict(store.iter_snapshots(source.name))
 
 
-async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
+async def run_truth(
+    path: Path, seed: int, rounds: int = 4, *, strict: bool = False, ctas: SourceConfig = CTAS
+) -> None:
     clock = FakeClock()
+    sources = (COMPANIES, ctas)
     with running_sim(
+        strict_docs=strict,
         companies=150,
         ctas=90,
         goals=0,
@@ -89,7 +96,7 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
         clock=clock,
         requests_per_minute=1_000_000,
         requests_per_day=100_000_000,
-        cockpit_unstable_order=True,
+        cockpit_unstable_order=not strict,
     ) as sim:
         async with httpx.AsyncClient(timeout=10) as http:
             client = GainsightClient(
@@ -101,10 +108,10 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
             )
             store = Store.open(path, clock=clock)
             poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)
-            for source in (COMPANIES, CTAS):
+            for source in sources:
                 await poller.poll(source)
-            state0 = {s.name: truth(sim, s) for s in (COMPANIES, CTAS)}
-            for source in (COMPANIES, CTAS):
+            state0 = {s.name: truth(sim, s) for s in sources}
+            for source in sources:
                 assert stored(store, source) == state0[source.name], "baseline != tenant"
             assert store.list_events() == []
             seq0 = sim.tenant.last_seq
@@ -114,20 +121,24 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
                 sim.tenant.random_mutations(12)
                 clock.advance(90)
                 await poller.poll(COMPANIES, "incremental")
-                await poller.poll(CTAS, "incremental")
+                await poller.poll(ctas, "incremental")
+                sim.tenant.random_mutations(4)
+                clock.advance(30)
+                await poller.poll(COMPANIES, "delete_log")
+                await poller.poll(ctas, "delete_log")
                 sim.tenant.random_mutations(6)
                 clock.advance(90)
-                for source in (COMPANIES, CTAS):
+                for source in sources:
                     await poller.poll(source)
             sim.tenant.faults.mutations_between_pages = 0
-            for source in (COMPANIES, CTAS):
+            for source in sources:
                 await poller.poll(source, allow_mass_delete=True)
 
             log = sim.tenant.changes(seq0)
             assert log, "the run made no mutation"
             events = [e.cloudevent() for e in store.list_events()]
             verdict = Verdict()
-            for source in (COMPANIES, CTAS):
+            for source in sources:
                 final = truth(sim, source)
                 assert stored(store, source) == final, "final store != tenant"
                 check_truth(
@@ -155,3 +166,21 @@ async def run_truth(path: Path, seed: int, rounds: int = 4) -> None:
 async def test_events_equal_true_net_changes(tmp_path: Path, seed: int) -> None:
     """After random mutations, also between page requests: exact net changes per key."""
     await run_truth(tmp_path / "w.db", seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_strict_docs_tenant_with_default_settings_gives_true_net_changes(
+    tmp_path: Path, seed: int
+) -> None:
+    """The same against a tenant that accepts only documented requests."""
+    await run_truth(tmp_path / "w.db", seed, strict=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_strict_docs_tenant_through_the_cockpit_list(tmp_path: Path, seed: int) -> None:
+    """CTAs with api = "cockpit": only EQ/BTW/day values sent, EQ-OR look-ups confirm
+    deletes, the whole deleted list is read (stable page order: see docs)."""
+    cockpit = CTAS.model_copy(update={"api": "cockpit"})
+    await run_truth(tmp_path / "w.db", seed, strict=True, ctas=cockpit)

@@ -19,14 +19,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8787, help="port, 0 = any free (default 8787)")
     parser.add_argument("--access-key", default=None, metavar="K", help="the Accesskey to accept")
-    parser.add_argument("--companies", type=_count, default=1000, metavar="N")
-    parser.add_argument("--ctas", type=_count, default=200, metavar="N")
-    parser.add_argument("--goals", type=_count, default=50, metavar="N")
+    parser.add_argument(
+        "--companies", type=_count, default=1000, metavar="N", help="companies (default 1000)"
+    )
+    parser.add_argument("--ctas", type=_count, default=200, metavar="N", help="CTAs (default 200)")
+    parser.add_argument(
+        "--goals", type=_count, default=50, metavar="N", help="customer goals (default 50)"
+    )
     parser.add_argument(
         "--mutations-per-min", type=float, default=0.0, metavar="M",
         help="random creates/updates/deletes per minute (default 0: data stays still)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=1, metavar="S")
+    parser.add_argument(
+        "--seed", type=int, default=1, metavar="S", help="seed of the generated data (default 1)"
+    )
+    parser.add_argument(
+        "--strict-docs",
+        action="store_true",
+        help="accept only what Gainsight documents: the Cockpit routes refuse undocumented "
+        "operators and datetime values (400 COCKPIT_5102), no guessed goals route",
+    )
     parser.add_argument(
         "--requests-per-minute", type=_count, default=100, metavar="N",
         help="rate limit per 60 s window (default 100, like the real API)",
@@ -76,7 +88,9 @@ async def _serve(args: argparse.Namespace, key: str, key_origin: str) -> int:
         ctas=args.ctas,
         goals=args.goals,
         seed=args.seed,
-        options=SimOptions(requests_per_minute=args.requests_per_minute),
+        options=SimOptions(
+            requests_per_minute=args.requests_per_minute, strict_docs=args.strict_docs
+        ),
     )
     server = SimServer(config(create_app(tenant, key)))
     loop = asyncio.get_running_loop()
@@ -90,7 +104,8 @@ async def _serve(args: argparse.Namespace, key: str, key_origin: str) -> int:
     print(
         f"watcher sim: serving http://{host}:{port} "
         f"({args.companies} companies, {args.ctas} CTAs, {args.goals} goals, seed {args.seed}, "
-        f"{args.mutations_per_min:g} mutations/min; access key from {key_origin})",
+        f"{args.mutations_per_min:g} mutations/min"
+        f"{'; strict docs' if args.strict_docs else ''}; access key from {key_origin})",
         flush=True,
     )
     try:

@@ -3,11 +3,18 @@
 Policy lives here; I/O is the injected :class:`httpx.AsyncClient`. Every HTTP
 attempt first takes a slot from the shared :class:`~watcher.gainsight.budget.Budget`.
 Retries are bounded and jittered: 429 waits ``Retry-After`` when given, else
-backs off exponentially (the real API documents no ``Retry-After``); 5xx,
-timeouts and connection errors back off too; a malformed or truncated reply is
-retried a couple of times. 401/403 fail at once. Nothing from httpx, json or
-dict access escapes: every failure is a :class:`~watcher.errors.SourceError`
-subclass raised ``from`` the original.
+until the next boundary of Gainsight's fixed 60 s window (the real API documents
+no ``Retry-After``), for up to ``max_retry_after_s`` in all rather than a fixed
+count of tries; 5xx, timeouts and connection errors back off exponentially; a
+malformed or truncated reply is retried a couple of times. 401/403 fail at once.
+
+Paging learns the page size the server really serves: a page shorter than asked
+ends a read only once the server is known to honour the size asked for (it once
+answered a full page) or a cap has been learned; otherwise the next page is
+requested, and a non-empty answer teaches the cap (see :meth:`iter_pages`).
+
+Nothing from httpx, json or dict access escapes: every failure is a
+:class:`~watcher.errors.SourceError` subclass raised ``from`` the original.
 
 The access key travels only in the ``Accesskey`` header; it is registered for
 log redaction and never put in a URL, a log line or an exception.
@@ -42,17 +49,20 @@ from watcher.gainsight.deletes import DeletedRecord
 from watcher.gainsight.envelope import (
     Reply,
     decode_json,
+    describe_error,
     envelope_request_id,
+    error_desc,
     header_request_id,
     is_envelope,
     read_records,
-    safe_summary,
 )
 from watcher.gainsight.query import (
+    COCKPIT_KEY_BATCH,
+    MDA_QUERY_PREFIX,
     Condition,
     Direction,
     iso_filter_value,
-    keys_in,
+    key_lookup,
     page_size_of,
     query_body,
     select_of,
@@ -61,6 +71,7 @@ from watcher.gainsight.query import (
 from watcher.logging import get_logger, register_secret
 
 KEY_SETTING = "gainsight.access_key_env / gainsight.access_key_file"
+WINDOW_S = 60.0  # Gainsight's documented fixed rate-limit window
 AUTH_CODES = frozenset({"GS_APIG_2401", "GSOBJ_1024"})
 
 _log = get_logger("watcher.gainsight")
@@ -89,6 +100,7 @@ class _Tries:
     transient: int = 0
     rate_limited: int = 0
     malformed: int = 0
+    waited: float = 0.0  # seconds of 429 waits so far
 
 
 @dataclass
@@ -161,6 +173,8 @@ class GainsightClient:
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._rate_backoff = (rate_limit_base_s, rate_limit_cap_s)
         self.stats = ClientStats()
+        self._caps: dict[str, int] = {}  # route -> rows per page the server caps pages at
+        self._honoured: set[tuple[str, int]] = set()  # (route, size) answered in full
 
     def metrics(self) -> dict[str, float]:
         """Counters for ``/metrics`` (monotonic except the two ``used_*`` gauges)."""
@@ -188,15 +202,21 @@ class GainsightClient:
         full = min(cap, base * 2.0 ** min(attempt, 30))
         return full / 2 + self._rng.uniform(0, full / 2)
 
-    async def _post(self, path: str, body: Mapping[str, Any]) -> tuple[httpx.Response, float]:
-        """Send once; translate every httpx failure. Returns (response, seconds)."""
+    async def _post(
+        self, path: str, body: Mapping[str, Any] | None
+    ) -> tuple[httpx.Response, float]:
+        """Send once (POST with ``body``, GET when it is ``None``); translate every
+        httpx failure. Returns (response, seconds)."""
         url = self.base_url + path
-        content = json.dumps(body, default=_json_default, separators=(",", ":"))
         started = time.perf_counter()
         try:
-            response = await self._http.post(
-                url, content=content, headers=self._headers, timeout=self._timeout
-            )
+            if body is None:
+                response = await self._http.get(url, headers=self._headers, timeout=self._timeout)
+            else:
+                content = json.dumps(body, default=_json_default, separators=(",", ":"))
+                response = await self._http.post(
+                    url, content=content, headers=self._headers, timeout=self._timeout
+                )
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"{path}: no answer from {self.base_url} within {self.timeout_s:g}s "
@@ -220,7 +240,7 @@ class GainsightClient:
         return response, time.perf_counter() - started
 
     async def _call(
-        self, path: str, body: Mapping[str, Any], *, priority: Priority
+        self, path: str, body: Mapping[str, Any] | None, *, priority: Priority
     ) -> tuple[Reply, int]:
         """POST with budget and retries; return the rows and the number of requests made."""
         tries = _Tries()
@@ -235,14 +255,21 @@ class GainsightClient:
             if outcome > 0:
                 await self._clock.sleep(outcome)
 
-    async def _attempt(self, path: str, body: Mapping[str, Any], tries: _Tries) -> Reply | float:
+    async def _attempt(
+        self, path: str, body: Mapping[str, Any] | None, tries: _Tries
+    ) -> Reply | float:
         """One request: the reply, or the seconds to wait before retrying; else raise."""
         try:
             response, seconds = await self._post(path, body)
         except TransientError as exc:
             self.stats.count_error("transport")
             cause = exc.__cause__ or exc
-            _log.debug("gainsight.call", method="POST", path=path, error=type(cause).__name__)
+            _log.debug(
+                "gainsight.call",
+                method="GET" if body is None else "POST",
+                path=path,
+                error=type(cause).__name__,
+            )
             if tries.transient >= self.max_retries:
                 raise TransientError(f"{exc} (gave up after {tries.calls} attempts)") from cause
             tries.transient += 1
@@ -254,7 +281,7 @@ class GainsightClient:
         hdr_id = header_request_id(response.headers)
         _log.debug(
             "gainsight.call",
-            method="POST",
+            method="GET" if body is None else "POST",
             path=path,
             status=status,
             duration_ms=round(seconds * 1000, 1),
@@ -279,9 +306,11 @@ class GainsightClient:
             if tries.transient >= self.max_retries:
                 code = self._body_code(response)
                 rid = hdr_id or self._body_request_id(response)
+                desc = error_desc(self._body(response))
                 raise TransientError(
-                    f"{path}: Gainsight answered HTTP {status} ({code or 'no code'}: "
-                    f"{safe_summary(code)}) {tries.calls} times; request id {rid or 'none'}",
+                    f"{path}: Gainsight answered HTTP {status} ({describe_error(code, desc)}) "
+                    f"{tries.calls} times; request id {rid or 'none'}; it is failing on "
+                    "Gainsight's side: the next scheduled poll tries again",
                     error_code=code,
                     request_id=rid,
                     status=status,
@@ -321,19 +350,28 @@ class GainsightClient:
         self.stats.rate_limited += 1
         self.stats.count_error("rate_limited")
         after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
-        delay = after if after is not None else self._delay(tries.rate_limited, self._rate_backoff)
-        if tries.rate_limited >= self.max_retries or delay > self.max_retry_after_s:
+        delay = after if after is not None else self._until_window(tries.rate_limited)
+        if tries.waited + delay > self.max_retry_after_s:
             self.budget.note_rate_limited(min(delay, self.max_retry_after_s))
             raise RateLimitedError(
-                f"{path}: Gainsight kept answering 429 (rate limited) after {tries.calls} "
-                "attempts; the tenant's API budget is spent: lower "
-                "gainsight.requests_per_minute or poll less often",
+                f"{path}: Gainsight kept answering 429 (rate limited) for "
+                f"{tries.waited:.0f}s over {tries.calls} attempts; the tenant's API budget "
+                "(per minute or per day) is spent: lower gainsight.requests_per_minute or "
+                "poll less often",
                 request_id=hdr_id,
                 status=429,
             )
         tries.rate_limited += 1
+        tries.waited += delay
         self.budget.note_rate_limited(delay)  # the next acquire() waits it out, for everyone
         return 0.0
+
+    def _until_window(self, attempt: int) -> float:
+        """Seconds to the next boundary of the fixed 60 s window, plus a little jitter
+        (more on later attempts, in case the server's window is not aligned to ours)."""
+        stamp = self._clock.now().timestamp()
+        rest = WINDOW_S - stamp % WINDOW_S
+        return max(1.0, rest) + self._rng.uniform(0.5, 1.5 + min(attempt, 10))
 
     def _body(self, response: httpx.Response) -> Any:
         try:
@@ -387,6 +425,10 @@ class GainsightClient:
 
     # -- reads ---------------------------------------------------------------
 
+    def page_cap(self, path: str) -> int | None:
+        """Rows per page the server was seen to serve on ``path`` (``None``: not learned)."""
+        return self._caps.get(path)
+
     async def iter_pages(
         self,
         source: SourceConfig,
@@ -397,45 +439,116 @@ class GainsightClient:
         priority: Priority = Priority.LOW,
         select: Sequence[str] | None = None,
         path: str | None = None,
+        max_rows: int | None = None,
     ) -> AsyncIterator[Page]:
-        """Yield every page of ``source`` matching ``conditions``, until a short page.
+        """Yield every page of ``source`` matching ``conditions``.
 
         MDA paging (``limit``/``offset``) defaults to ``orderBy {key: asc}`` so
         offsets stay stable; Cockpit paging sends no order (none is documented).
+
+        A read ends on an empty page, or on a page shorter than the page size the
+        server is known to serve on this route. A server may cap a page below the
+        size asked for (1,000 rows for ``limit`` 5000): until the route has answered
+        one full page, a short page is followed by one more request; a non-empty
+        answer teaches the cap, which is kept for the route. ``offset`` advances by
+        the rows received, and Cockpit ``pageSize`` becomes the learned cap.
+        ``max_rows`` (a key look-up knows how many rows can match) ends the read
+        once that many rows came.
         """
+        try:
+            async for page in self._pages(
+                source,
+                conditions=conditions,
+                expression=expression,
+                order_by=order_by,
+                priority=priority,
+                select=select,
+                path=path,
+                max_rows=max_rows,
+            ):
+                yield page
+        except ApiError as exc:
+            raise self._explain(source, exc) from exc
+
+    async def _pages(
+        self,
+        source: SourceConfig,
+        *,
+        conditions: Sequence[Condition],
+        expression: str | None,
+        order_by: Mapping[str, Direction] | None,
+        priority: Priority,
+        select: Sequence[str] | None,
+        path: str | None,
+        max_rows: int | None,
+    ) -> AsyncIterator[Page]:
         style = style_of(source)
-        size = page_size_of(source)
+        asked = page_size_of(source)
         target = path or source.effective_path
         fields = list(select) if select is not None else select_of(source)
         if order_by is None and style == "mda":
             order_by = {source.key: "asc"}
-        index = 0
-        previous: list[Any] | None = None
+        number = offset = 0
+        probe: int | None = None  # the short page before this request, cap not yet known
+        previous: list[dict[str, Any]] | None = None
         while True:
+            cap = self._caps.get(target)
+            size = probe or (min(asked, cap) if cap else asked)
             body = query_body(
                 style=style,
                 select=fields,
                 page_size=size,
-                page_index=index,
+                page_index=offset // size,
                 conditions=conditions,
                 expression=expression,
                 order_by=order_by,
             )
+            if style == "mda":
+                body["offset"] = offset
             reply, calls = await self._call(target, body, priority=priority)
             records = [normalize_record(r) for r in reply.records]
-            keys = [r.get(source.key) for r in records]
-            if previous is not None and keys and keys == previous and len(keys) == size:
+            if previous is not None and records and records == previous:
                 raise ApiError(
-                    f"{target}: page {index + 1} repeats page {index}; the server ignores "
+                    f"{target}: page {number + 1} repeats page {number}; the server ignores "
                     f"{'offset' if style == 'mda' else 'pageNumber'} (check the source's "
                     "paging setting)",
                     request_id=reply.request_id,
                 )
-            yield Page(records, index + 1, calls, reply.request_id)
-            if len(records) < size:
+            number += 1
+            yield Page(records, number, calls, reply.request_id)
+            if not records:
                 return
-            previous = keys
-            index += 1
+            if probe is not None:  # a short page was followed by more rows: the server's cap
+                self._caps[target] = probe
+                _log.info("gainsight.page_cap", path=target, asked=asked, served=probe)
+                probe = None
+            n = len(records)
+            if max_rows is not None and offset + n >= max_rows:
+                return
+            if n >= size:
+                if size == asked:
+                    self._honoured.add((target, asked))
+            elif self._caps.get(target) is not None or (target, asked) in self._honoured:
+                return  # shorter than what the server is known to serve: the end
+            else:
+                probe = n
+                if style == "cockpit" and offset % n:
+                    return  # page numbers cannot address the rows after this page
+            offset += n
+            previous = records
+
+    def _explain(self, source: SourceConfig, exc: ApiError) -> ApiError:
+        """``exc`` with the source named and the setting an admin can change."""
+        advice = _advice(source, exc)
+        if advice is None or str(exc).startswith(f"source {source.name!r}"):
+            return exc
+        return ApiError(
+            f"source {source.name!r}: {exc}; {advice}",
+            error_code=exc.error_code,
+            request_id=exc.request_id,
+            status=exc.status,
+            desc=exc.desc,
+        )
 
     async def read_all(
         self,
@@ -458,14 +571,21 @@ class GainsightClient:
         priority: Priority = Priority.HIGH,
         batch_size: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Records whose key is in ``keys`` (``key IN [...]``, batched by page size)."""
+        """Records whose key is in ``keys`` (``key IN [...]`` on the query route, ``EQ``
+        terms joined with ``OR`` on the Cockpit list), batched."""
         unique = list(dict.fromkeys(k for k in keys if k))
-        size = max(1, min(batch_size or page_size_of(source), page_size_of(source)))
+        limit = page_size_of(source) if style_of(source) == "mda" else COCKPIT_KEY_BATCH
+        size = max(1, min(batch_size or limit, limit))
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(unique), size):
             batch = unique[start : start + size]
+            conditions, expression = key_lookup(source, batch)
             async for page in self.iter_pages(
-                source, conditions=(keys_in(source, batch),), priority=priority
+                source,
+                conditions=conditions,
+                expression=expression,
+                priority=priority,
+                max_rows=len(batch),
             ):
                 for record in page.records:
                     found[record.get(source.key)] = record
@@ -480,8 +600,43 @@ class GainsightClient:
     async def ping(self) -> PingResult:
         """One cheap call (``select Gsid limit 1`` on Company) to prove reach and key."""
         body = {"select": ["Gsid"], "limit": 1, "offset": 0}
-        reply, _ = await self._call("/v1/data/objects/query/Company", body, priority=Priority.HIGH)
+        reply, _ = await self._call(MDA_QUERY_PREFIX + "Company", body, priority=Priority.HIGH)
         return PingResult(request_id=reply.request_id, status=200)
+
+    async def get_meta(self, path: str) -> list[dict[str, Any]]:
+        """A metadata read (``GET /v1/meta/services/...``): its ``data`` rows."""
+        reply, _ = await self._call(path, None, priority=Priority.HIGH)
+        return reply.records
+
+
+def _advice(source: SourceConfig, exc: ApiError) -> str | None:
+    """What the admin can change, from Gainsight's code and description."""
+    where = f"sources[{source.name!r}]"
+    code = exc.error_code or ""
+    desc = exc.desc or ""
+    lower = desc.lower()
+    if "select" in lower and code in ("GSOBJ_1008", "COCKPIT_5101", "GSOBJ_1002", ""):
+        _, _, named = desc.rpartition(" - ")
+        fields = named.strip() if named.strip() else "a field"
+        return (
+            f"{fields} in {where}.select is not a field of {source.object_name} in this "
+            f"tenant (deleted or renamed?): remove or fix it in select; `watcher discover "
+            f"{source.object_name}` lists the fields"
+        )
+    if code == "COCKPIT_5102" or ("operator" in lower and style_of(source) == "cockpit"):
+        return (
+            f"the Cockpit list refused a filter; remove api = 'cockpit' from {where} to read "
+            "CTAs through the query route"
+        )
+    if code == "OBJECT_NOT_FOUND":
+        return f"set {where}.object to an object this tenant has (`watcher discover` lists them)"
+    if code in ("GS_APIG_1000", "GSOBJ_1023"):
+        return f"check gainsight.base_url and {where}.path"
+    if code in ("GSOBJ_1005", "GSOBJ_1006"):
+        return f"check {where}.modified_field (it must be a date field)"
+    if code.startswith(("GSOBJ_", "COCKPIT_")):
+        return f"check {where} (select, key, modified_field, object)"
+    return None
 
 
 __all__ = [

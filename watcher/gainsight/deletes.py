@@ -1,15 +1,20 @@
 """Gainsight's delete feeds, read through a :class:`~watcher.gainsight.client.GainsightClient`.
 
-MDA objects (companies, any object) read ``record_delete_log``; CTAs read the Cockpit
-deleted list. Both keep about 15 days. Other sources have no feed: full sweeps find
-their deletes.
+MDA objects (companies, goals, any object) read ``record_delete_log`` filtered on
+``DeletedOn`` (ISO-8601 with ``+00:00``), reaching :data:`ZONE_SLACK` further back
+than asked so that a server reading the value in another zone still covers the
+window. CTAs read the Cockpit deleted list *whole*, without a filter: nothing
+documents that a delete touches ``ModifiedDate``, and the list holds only the
+15 days Gainsight retains, so every delete within retention is seen on every read
+(the caller keeps only keys it still stores). Past retention, full sweeps find
+deletes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from watcher.config import SourceConfig
@@ -21,10 +26,11 @@ from watcher.gainsight.query import (
     CTA_LIST_PATH,
     DELETE_LOG_PATH,
     Condition,
-    delete_log_value,
     iso_filter_value,
     mda_object_of,
 )
+
+ZONE_SLACK = timedelta(hours=14)  # the widest distance of any zone from UTC
 
 if TYPE_CHECKING:
     from watcher.gainsight.client import GainsightClient
@@ -47,16 +53,16 @@ async def deleted_since(
 ) -> list[DeletedRecord]:
     """Hard deletes of ``source``'s records after ``since`` (retained 15 days).
 
-    MDA objects read ``record_delete_log``; CTAs read the Cockpit deleted list.
-    Sources without a delete feed (goals on the Cockpit-style route) raise
-    :class:`ApiError`: rely on full sweeps for them.
+    MDA objects read ``record_delete_log``; CTAs (either api) read the Cockpit
+    deleted list. Sources without a delete feed (a ``path`` override that is not
+    the query route) raise :class:`ApiError`: rely on full sweeps for them.
     """
     path = source.effective_path
+    if source.kind == "cta" and (source.path is None or path == CTA_LIST_PATH):
+        return await _deleted_ctas(client, source, since, priority)
     obj = mda_object_of(path)
     if obj is not None:
         return await _delete_log(client, source, obj, since, priority)
-    if path == CTA_LIST_PATH:
-        return await _deleted_ctas(client, source, since, priority)
     raise ApiError(
         f"source {source.name!r}: Gainsight has no delete feed for {path}; remove "
         "delete_log from this source (full sweeps still detect deletes)"
@@ -72,6 +78,7 @@ async def _delete_log(
             "object": "record_delete_log",
             "path": DELETE_LOG_PATH,
             "paging": "offset",
+            "api": None,
             "page_size": None,
             "key": "RecordId",
             "modified_field": "DeletedOn",
@@ -80,7 +87,7 @@ async def _delete_log(
         }
     )
     conditions = (
-        Condition("DeletedOn", "GT", (delete_log_value(since),)),
+        Condition("DeletedOn", "GTE", (iso_filter_value(since - ZONE_SLACK),)),
         Condition("ObjectName", "EQ", (obj,)),
     )
     out: list[DeletedRecord] = []
@@ -113,20 +120,26 @@ async def _delete_log(
 async def _deleted_ctas(
     client: GainsightClient, source: SourceConfig, since: datetime, priority: Priority
 ) -> list[DeletedRecord]:
-    out: list[DeletedRecord] = []
-    cutoff = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    """Every CTA on the deleted list (its 15-day retention), deduplicated by key.
+
+    ``since`` is not sent: a filter on ``ModifiedDate`` would miss a CTA deleted
+    without being modified. The Cockpit body is used whichever api the source reads.
+    """
+    del since
+    listing = source.model_copy(
+        update={"api": "cockpit", "path": None, "paging": None, "page_size": None}
+    )
+    seen: dict[str, DeletedRecord] = {}
     async for page in client.iter_pages(
-        source,
-        conditions=(Condition(source.modified_field, "GTE", (iso_filter_value(since),)),),
+        listing,
         select=(source.key, source.modified_field),
         path=CTA_DELETED_PATH,
         priority=priority,
     ):
         for row in page.records:
             item = _deleted(row, source.key, source.modified_field, path=CTA_DELETED_PATH)
-            if item.deleted_at is None or item.deleted_at >= cutoff:
-                out.append(item)
-    return out
+            seen.setdefault(item.key, item)
+    return list(seen.values())
 
 
 def _deleted(

@@ -6,9 +6,11 @@ Every read answers ``{"result", "errorCode", "errorDesc", "requestId", "data",
 accepted: 200 with an empty list; ``result: false`` with "No data found for
 given criteria"; HTTP 400 ``GSOBJ_1011``.
 
-``errorDesc`` and ``message`` can echo record values, so they never reach a log
-line or an exception message: errors carry the ``errorCode``, the request id
-and a safe summary chosen here from the code.
+Errors carry the ``errorCode``, Gainsight's own ``errorDesc`` (secrets redacted,
+control characters dropped, cut to :data:`DESC_LIMIT` characters), the request
+id, and advice chosen here from the code. The watcher only *reads*: what it
+sends is its own select list and filters, so a description echoes those (a field
+name, an operator, a filter date), not record values of the tenant.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.errors import ApiError, MalformedResponseError
+from watcher.logging import redact
 
 NO_ROWS_CODES = frozenset({"GSOBJ_1011"})
+DESC_LIMIT = 300
 _NO_DATA_TEXT = "no data found"
 
 # Safe, value-free descriptions of the documented codes (gainsight-api.md section 7).
@@ -39,6 +43,7 @@ _SUMMARIES: dict[str, str] = {
     "GSOBJ_1023": "invalid API path; check the source's path",
     "GSOBJ_1024": "invalid authorization headers",
     "COCKPIT_5101": "invalid fields in the select clause; check the source's select",
+    "COCKPIT_5102": "the Cockpit list refused a filter; check the source's api setting",
     "OBJECT_NOT_FOUND": "the object does not exist in this tenant",
 }
 
@@ -64,6 +69,23 @@ def safe_summary(code: str | None) -> str:
     if code is None:
         return "no error code"
     return _SUMMARIES.get(code, "see Gainsight's error code list")
+
+
+def error_desc(body: Any) -> str | None:
+    """Gainsight's ``errorDesc`` fit for a message: redacted, one line, bounded."""
+    desc = body.get("errorDesc") if isinstance(body, dict) else None
+    if not isinstance(desc, str) or not desc.strip():
+        return None
+    text = "".join(ch if ch.isprintable() else " " for ch in desc).strip()
+    text = redact(text)
+    return text if len(text) <= DESC_LIMIT else text[: DESC_LIMIT - 1] + "…"
+
+
+def describe_error(code: str | None, desc: str | None) -> str:
+    """``CODE "desc"`` (or the safe summary when Gainsight gave no description)."""
+    if desc:
+        return f'{code or "no error code"} "{desc}"'
+    return f"{code or 'no error code'}: {safe_summary(code)}"
 
 
 def decode_json(content: bytes, *, what: str, request_id: str | None) -> Any:
@@ -104,12 +126,14 @@ def api_error(
 ) -> ApiError:
     raw = body.get("errorCode")
     code = raw[:64] if isinstance(raw, str) and raw else None
+    desc = error_desc(body)
     return ApiError(
-        f"{what}: Gainsight answered result=false (HTTP {status}, errorCode "
-        f"{code or 'none'}: {safe_summary(code)}; request id {request_id or 'none'})",
+        f"{what}: Gainsight answered {describe_error(code, desc)} (HTTP {status}, request id "
+        f"{request_id or 'none'})",
         error_code=code,
         request_id=request_id,
         status=status,
+        desc=desc,
     )
 
 
@@ -136,6 +160,8 @@ def read_records(body: Any, *, what: str, status: int, header_id: str | None = N
     rows: Any
     if isinstance(data, list):
         rows = data
+    elif isinstance(data, dict) and not data:
+        return Reply([], request_id, "empty-data")
     elif isinstance(data, dict) and "records" in data:
         rows = data["records"]
         if rows is None:

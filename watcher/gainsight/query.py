@@ -2,11 +2,15 @@
 
 * **MDA query** (``POST /v1/data/objects/query/{Object}``): conditions keyed
   ``name``, ``limit`` (<= 5000) and 0-based ``offset``.
-* **Cockpit** (``POST /v2/cockpit/cta/list``, the goals route): conditions keyed
+* **Cockpit** (``POST /v2/cockpit/cta/list``, ``api = "cockpit"``): conditions keyed
   ``fieldName``, ``pageSize`` (<= 1000) and 1-based ``pageNumber``.
 
 Both take ``select``, ``where = {conditions: [...], expression: "A AND B"}`` with
 single-letter aliases, and ``value`` is always a list.
+
+Only what Gainsight documents is sent to the Cockpit list: the operators in
+:data:`COCKPIT_OPERATORS` and dates as ``yyyy-MM-dd`` (whole days). Every
+DATETIME filter value sent to the query route carries its zone (``+00:00``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ OPERATORS = frozenset(
         "INCLUDES",
     }
 )
+
+
+# The operators the Cockpit samples and operator table show; nothing else is sent there.
+COCKPIT_OPERATORS = frozenset({"EQ", "NE", "INCLUDES", "BTW", "IS_NULL", "IS_NOT_NULL"})
+COCKPIT_KEY_BATCH = 25  # keys per look-up: EQ terms joined with OR
 
 
 @dataclass(frozen=True)
@@ -157,18 +166,46 @@ def delete_log_value(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def modified_since(source: SourceConfig, since: datetime) -> Condition:
-    """The incremental filter ``<modified_field> GTE <since>``.
+def day_value(when: datetime) -> str:
+    """``yyyy-MM-dd`` of ``when`` in UTC (the date form the Cockpit samples use)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
 
-    Same ISO-with-offset text for both styles. Cockpit may compare CTA dates at
-    whole-day grain; a GTE over-fetch is harmless because the caller diffs
-    against its snapshot, and the poll engine's overlap covers the rest.
+
+def modified_since(
+    source: SourceConfig, since: datetime, *, until: datetime | None = None
+) -> Condition:
+    """The incremental filter.
+
+    Query route: ``<modified_field> GTE <since>`` as ISO-8601 with ``+00:00``.
+    Cockpit list: ``<modified_field> BTW [day(since), day(until)]`` in whole UTC
+    days (the documented operator and date form); ``until`` defaults to ``since``
+    and the caller passes tomorrow so that nothing modified today is cut off.
     """
+    if style_of(source) == "cockpit":
+        end = until if until is not None else since
+        return Condition(source.modified_field, "BTW", (day_value(since), day_value(end)))
     return Condition(source.modified_field, "GTE", (iso_filter_value(since),))
 
 
 def keys_in(source: SourceConfig, keys: Sequence[str]) -> Condition:
     return Condition(source.key, "IN", tuple(keys))
+
+
+def key_lookup(
+    source: SourceConfig, keys: Sequence[str]
+) -> tuple[tuple[Condition, ...], str | None]:
+    """Conditions (and expression) that select ``keys``.
+
+    Query route: one ``key IN [...]``. Cockpit list: ``key EQ k`` terms joined
+    with ``OR`` (``IN`` is not among its documented operators); at most
+    :data:`COCKPIT_KEY_BATCH` keys per call.
+    """
+    if style_of(source) == "cockpit":
+        conds = tuple(Condition(source.key, "EQ", (k,)) for k in keys)
+        return conds, " OR ".join(alias(i) for i in range(len(conds)))
+    return (keys_in(source, keys),), None
 
 
 def mda_object_of(path: str) -> str | None:

@@ -17,24 +17,28 @@ Full sweep
     ``gainsight.watcher.delete_held`` event is emitted; a sweep run with
     ``allow_mass_delete`` applies it.
 
-Unordered sources
-    Cockpit lists (CTAs, goals) document no sort order, and a tenant may return
-    each page in a new order, so plain paging can miss rows entirely - a baseline
-    that missed a row would later report it as created. Their full sweep reads
-    *key ranges* instead: a range whose first page is short was read completely
-    in one request; a full one is split at the quantiles of the keys it returned
-    (``key GTE lo AND key LT hi``) and each part is read the same way. Their
-    incremental reads do the same within the ``modified_field`` filter.
+Sources read through the query route (companies, CTAs, goals, any object - the
+default for every kind) page by ``offset`` ordered by the key.
+
+The Cockpit list (``api = "cockpit"``)
+    documents no sort order and only a few operators (no ``GTE``/``LT``, no
+    ``IN``), so its sweep pages plainly by page number: a row the pages skip is
+    read again by key (``EQ`` terms) before any delete, and a row they miss is seen
+    by the next sweep or incremental. Its incremental filter is ``BTW`` on whole
+    UTC days. Other page-numbered routes (a ``path`` override) read *key ranges*:
+    a range answered in one page was read completely; a longer one is split at the
+    quantiles of the keys it returned (``key GTE lo AND key LT hi``).
 
 Incremental
     ``modified_field GTE (watermark - overlap)``, ordered by modified field then
     key. The watermark advances in the transaction that commits the page it
-    covers (at the end, when the source's order cannot be trusted). CTA date
-    filters may compare whole days, so their lower bound is floored to midnight.
+    covers (at the end, when the source's order cannot be trusted). Whole-day
+    filters (the Cockpit list) floor the lower bound to midnight.
 
 Delete log
-    Reads Gainsight's delete feed since the last read (less the overlap),
-    confirms each stored key is really gone, and emits ``deleted`` events.
+    Reads Gainsight's delete feed since the last read (less the overlap; CTAs:
+    the whole deleted list), confirms each stored key is really gone, and emits
+    ``deleted`` events.
 
 Crash safety: every commit is atomic and idempotent against the stored state, so
 a poll killed anywhere and run again neither loses nor duplicates an event.
@@ -58,7 +62,7 @@ from watcher.core.normalize import Record, fingerprint, normalize_record, normal
 from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
-from watcher.gainsight.query import Condition, modified_since
+from watcher.gainsight.query import CTA_LIST_PATH, Condition, modified_since
 from watcher.logging import get_logger
 from watcher.poll.paging import range_pages, read_ahead
 from watcher.poll.source import PageLike, RecordSource
@@ -82,6 +86,11 @@ _log = get_logger("watcher.poll")
 
 def _no_hook(_point: str) -> None:
     return None
+
+
+def _cockpit_list(source: SourceConfig) -> bool:
+    """The Cockpit CTA list: page numbers, documented operators only (no key ranges)."""
+    return source.effective_paging == "page" and source.effective_path == CTA_LIST_PATH
 
 
 def _collect_garbage(pages: int) -> None:
@@ -181,6 +190,8 @@ class Poller:
         progress: Callable[[PollResult], None] | None = None,
     ) -> PollResult:
         """Run one poll; record it in the poll history; raise :class:`PollError` on failure."""
+        if source.needs_object_lookup:
+            source = await self.resolve_object(source)
         state = self.store.state(source.name)
         baseline = state.baseline_at is None
         if baseline and mode != "full":
@@ -213,6 +224,27 @@ class Poller:
             result.outcome = "dry-run" if dry_run else "ok"
         self._finish(sweep, result.outcome, None)
         return result
+
+    async def resolve_object(self, source: SourceConfig) -> SourceConfig:
+        """A goal source without ``object``: the tenant's Customer Goals object, found in
+        its metadata once and remembered in the store."""
+        from watcher.gainsight.metadata import GOAL_META, find_goal_object
+
+        name = self.store.meta_get(GOAL_META)
+        if name is None:
+            finder = getattr(self.client, "get_meta", None)
+            if finder is None:
+                raise PollError(
+                    f"source {source.name!r}: set object = '<goals object API name>' "
+                    "(this reader cannot look it up)"
+                )
+            try:
+                name = await find_goal_object(self.client)  # type: ignore[arg-type]
+            except SourceError as exc:
+                raise PollError(f"source {source.name!r}: {exc}") from exc
+            self.store.meta_set(GOAL_META, name)
+            _log.info("poll.goal_object", source=source.name, object=name)
+        return source.model_copy(update={"object": name})
 
     def _finish(self, sweep: _Sweep, outcome: str, error: str | None) -> None:
         result = sweep.result
@@ -376,7 +408,7 @@ class Poller:
         self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
 
     def _sweep_pages(self, sweep: _Sweep) -> AsyncIterator[PageLike]:
-        if sweep.source.effective_paging == "offset":
+        if sweep.source.effective_paging == "offset" or _cockpit_list(sweep.source):
             return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
         return self._range_pages(sweep)
 
@@ -539,7 +571,7 @@ class Poller:
         """Lower bound of an incremental read: watermark less the overlap (CTA: whole day)."""
         mark = parse_iso(watermark) or self.clock.now()
         since = mark - timedelta(seconds=source.overlap_seconds)
-        if source.kind == "cta" or source.effective_paging == "page":
+        if source.effective_paging == "page":
             since = since.replace(hour=0, minute=0, second=0, microsecond=0)
         return since
 
@@ -555,14 +587,15 @@ class Poller:
         ordered = source.effective_paging == "offset"
         order_by: dict[str, Any] = {source.modified_field: "asc", source.key: "asc"}
         sweep.max_modified = watermark
-        condition = modified_since(source, since)
-        pages = (
-            self.client.iter_pages(
+        condition = modified_since(source, since, until=self.clock.now() + DAY)
+        if ordered:
+            pages = self.client.iter_pages(
                 source, conditions=(condition,), order_by=order_by, priority=Priority.HIGH
             )
-            if ordered
-            else self._range_pages(sweep, (condition,), Priority.HIGH)
-        )
+        elif _cockpit_list(source):
+            pages = self.client.iter_pages(source, conditions=(condition,), priority=Priority.HIGH)
+        else:
+            pages = self._range_pages(sweep, (condition,), Priority.HIGH)
         async for fetched in pages:
             result.pages += 1
             result.records += len(fetched.records)

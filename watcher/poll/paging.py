@@ -55,13 +55,15 @@ async def range_pages(
 ) -> AsyncIterator[PageLike]:
     """Every record of ``source`` matching ``base``, one complete single-page range at a time.
 
-    For sources whose pages may come in a new order each request (Cockpit lists):
-    a key range whose first page is short was read completely in one request; a
-    full one is split at the quantiles of the keys it returned (``key GTE lo AND
-    key LT hi``) and each part is read the same way. ``probe(calls)`` is told of
-    each first page that was split instead of yielded.
+    For page-numbered routes whose pages may come in a new order each request: a
+    key range the reader answers in one page (it asks for no second page, or the
+    second is empty) was read completely; a longer one is split at the quantiles
+    of the keys its first page returned (``key GTE lo AND key LT hi``) and each
+    part is read the same way. Whether a page was the last is the reader's call,
+    so a server that caps pages below the size asked for is not mistaken for a
+    complete range. ``probe(calls)`` is told of each first page that was split
+    instead of yielded.
     """
-    size = source.effective_page_size
     ranges: list[tuple[str | None, str | None]] = [(None, None)]
     while ranges:
         lo, hi = ranges.pop()
@@ -73,13 +75,14 @@ async def range_pages(
         pages = client.iter_pages(source, conditions=conditions, priority=priority)
         try:
             first = await anext(pages, None)
+            second = await anext(pages, None) if first is not None and first.records else None
         finally:
             closer = getattr(pages, "aclose", None)
             if closer is not None:
                 await closer()
         if first is None:
             continue
-        if len(first.records) < size:
+        if second is None or not second.records:
             yield first
             continue
         keys = sorted({str(r.get(source.key)) for r in first.records})
@@ -89,6 +92,6 @@ async def range_pages(
                 yield page
             continue
         if probe is not None:
-            probe(first.calls)
+            probe(first.calls + second.calls)
         edges: list[str | None] = [lo, *bounds, hi]
         ranges.extend(itertools.pairwise(edges))

@@ -28,15 +28,17 @@ from watcher.sim.envelope import (
     raw_response,
 )
 from watcher.sim.fields import QueryError
+from watcher.sim.meta import describe_object, object_list
 from watcher.sim.options import FaultKind
 from watcher.sim.query import Page, cockpit_query, mda_query
-from watcher.sim.schema import CTA, GOAL, SCHEMAS
+from watcher.sim.schema import CTA, GOAL
 from watcher.sim.tenant import Tenant
 
 _MDA = re.compile(r"^/v1/data/objects/query/([A-Za-z0-9_]+)/?$")
 _CTA_LIST = "/v2/cockpit/cta/list"
 _CTA_DELETED = "/v2/cockpit/cta/deleted/list"
 _OBJECTS_LIST = "/v1/meta/services/objects/list"
+_DESCRIBE = re.compile(r"^/v1/meta/services/objects/([A-Za-z0-9_]+)/describe/?$")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 log = logging.getLogger("watcher.sim")
 
@@ -127,6 +129,8 @@ def create_app(tenant: Tenant, access_key: str) -> Starlette:
 def _route(tenant: Tenant, method: str, path: str) -> tuple[str, str] | None:
     if method == "GET" and path.rstrip("/") == _OBJECTS_LIST:
         return ("objects", "")
+    if method == "GET" and (m := _DESCRIBE.match(path)):
+        return ("describe", m.group(1))
     if method != "POST":
         return None
     if m := _MDA.match(path):
@@ -135,7 +139,7 @@ def _route(tenant: Tenant, method: str, path: str) -> tuple[str, str] | None:
         return ("cockpit", CTA)
     if path.rstrip("/") == _CTA_DELETED:
         return ("cockpit_deleted", CTA)
-    if path.rstrip("/") == tenant.options.goals_path.rstrip("/"):
+    if not tenant.options.strict_docs and path.rstrip("/") == tenant.options.goals_path.rstrip("/"):
         return ("cockpit", GOAL)
     return None
 
@@ -175,8 +179,12 @@ def _serve(
     short: bool = False,
 ) -> dict[str, Any] | Response:
     if kind == "objects":
-        objects = [{"objectName": name, "label": name} for name in SCHEMAS]
-        return envelope(request_id, objects)
+        return envelope(request_id, object_list())
+    if kind == "describe":
+        canonical = tenant.object_name(object_name)
+        if canonical is None:
+            raise QueryError(400, "OBJECT_NOT_FOUND", "Requested object not found.")
+        return envelope(request_id, [describe_object(canonical)])
     later_page = (
         _positive(body.get("offset")) if kind == "mda" else _positive(body.get("pageNumber"), 1)
     )

@@ -39,7 +39,11 @@ class SimOptions:
     default_date_mode: DateMode = "iso"
     cockpit_unstable_order: bool = False  # each CTA/goal page request sees a new order
     cockpit_default_fields: bool = False  # add the doc sample's extra CTA fields to every row
-    goals_path: str = "/v1/csgoal/external/list"
+    goals_path: str = "/v1/csgoal/external/list"  # lenient only: an undocumented guess
+    # Accept only what Gainsight documents: the Cockpit routes refuse operators and
+    # datetime values no sample shows (400 COCKPIT_5102), the guessed goals route is
+    # gone (404), and a CTA delete does not touch its ModifiedDate.
+    strict_docs: bool = False
     max_limit: int = 5000
     max_page_size: int = 1000
 

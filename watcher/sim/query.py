@@ -8,6 +8,7 @@ costs only its projection. Filtered and sorted key lists are cached per tenant v
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ OPERATORS = frozenset(
     ("EQ", "NE", "GT", "GTE", "LT", "LTE", "IN", "NOT_IN", "BTW", "CONTAINS", "STARTS_WITH",
      "ENDS_WITH", "IS_NULL", "IS_NOT_NULL", "INCLUDES")
 )  # fmt: skip
+# What the Cockpit samples and operator table show; strict mode refuses the rest.
+COCKPIT_DOC_OPERATORS = frozenset(("EQ", "NE", "INCLUDES", "BTW", "IS_NULL", "IS_NOT_NULL"))
+_DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CACHE_SIZE = 32
 COCKPIT_DEFAULT_FIELDS = (
     "Gsid", "Name", "CompanyId", "CompanyId__gr.Name", "EntityType", "OwnerId", "TypeId",
@@ -77,6 +81,17 @@ def _match_picklist(tenant: Tenant, path: Path, values: list[Any]) -> set[str]:
     return out
 
 
+def _strict_cockpit(path: Path, op: str, column: str, cond: dict[str, Any]) -> None:
+    """Refuse what no Cockpit sample shows, as a live tenant does (COCKPIT_5102)."""
+    if op not in COCKPIT_DOC_OPERATORS:
+        raise QueryError(400, "COCKPIT_5102", f"Invalid operator {op} for {column}", {})
+    if path.field.type not in ("DATE", "DATETIME") or "literal" in cond:
+        return
+    for value in cond.get("value") or []:
+        if not isinstance(value, str) or not _DAY_TEXT.match(value):
+            raise QueryError(400, "COCKPIT_5102", f"Invalid date value {value} for {column}", {})
+
+
 def compile_condition(
     tenant: Tenant, schema: ObjectSchema, cond: Any, key: str, today_ms: int
 ) -> tuple[str, Predicate]:
@@ -85,6 +100,10 @@ def compile_condition(
         raise _bad("Invalid where clause: each condition must be an object")
     alias = str(cond.get("alias") or "")
     op = str(cond.get("operator") or "").upper()
+    strict = key == "fieldName" and tenant.options.strict_docs
+    if strict and op not in COCKPIT_DOC_OPERATORS:
+        column = cond.get(key)
+        raise QueryError(400, "COCKPIT_5102", f"Invalid operator {op} for {column}", {})
     if op not in OPERATORS:
         raise _bad(f"Invalid operator {cond.get('operator')!r} in condition {alias or '?'}")
     if cond.get("associatedRecord"):
@@ -95,6 +114,8 @@ def compile_condition(
     path = resolve_path(tenant, schema, column)
     if path is None:
         raise _bad(f"Invalid field in where clause - {column}")
+    if strict:
+        _strict_cockpit(path, op, column, cond)
     get = path.get
     truncate = False
     if "literal" in cond and cond.get("value") is None:

@@ -18,6 +18,7 @@ from watcher.dates import format_utc, from_epoch_ms, parse_iso, to_epoch_ms
 from watcher.sim import data
 from watcher.sim.options import Faults, SimOptions
 from watcher.sim.schema import (
+    CLOSED_CTA_STATUSES,
     COMPANY,
     CTA,
     DELETE_LOG,
@@ -280,7 +281,10 @@ class Tenant:
                 }
             )
             if name == CTA:
-                self.deleted_ctas[key] = {**record, "ModifiedDate": now, "DeletedOn": now}
+                # Lenient: the delete stamps ModifiedDate. Strict: nothing documents that,
+                # so the deleted row keeps the ModifiedDate of its last edit.
+                stamp = record["ModifiedDate"] if self.options.strict_docs else now
+                self.deleted_ctas[key] = {**record, "ModifiedDate": stamp, "DeletedOn": now}
             diff = {k: {"old": v, "new": None} for k, v in record.items()}
             return self._log(name, key, "deleted", diff, now)
 
@@ -365,6 +369,8 @@ class Tenant:
             out[fd.name] = self._coerce_value(fd, value)
         if name == GOAL and "Status" in out and "StatusName" not in out:
             out["StatusName"] = self.picklists.label(out["Status"])
+        if name == CTA and out.get("StatusId") and "IsClosed" not in out:
+            out["IsClosed"] = self.picklists.label(out["StatusId"]) in CLOSED_CTA_STATUSES
         return out
 
     def _coerce_value(self, fd: FieldDef, value: Any) -> Any:

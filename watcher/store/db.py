@@ -119,6 +119,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        "tenant metadata found once (e.g. the Customer Goals object's API name)",
+        (
+            """CREATE TABLE IF NOT EXISTS tenant_meta (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                found_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

@@ -497,6 +497,25 @@ class Store:
 
     # -- per-source state ------------------------------------------------------
 
+    # -- tenant metadata found once --------------------------------------------
+
+    def meta_get(self, name: str) -> str | None:
+        """A remembered fact about the tenant (``tenant_meta``), or ``None``."""
+        with translate_errors("read tenant metadata"):
+            row = self.conn.execute(
+                "SELECT value FROM tenant_meta WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, name: str, value: str) -> None:
+        with transaction(self.conn, "write tenant metadata"):
+            self.conn.execute(
+                "INSERT INTO tenant_meta (name, value, found_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
+                "found_at = excluded.found_at",
+                (name, value, format_utc(self.clock.now())),
+            )
+
     def state(self, source: str) -> SourceState:
         with translate_errors("read source state"):
             cur = self.conn.execute("SELECT * FROM source_state WHERE source = ?", (source,))
