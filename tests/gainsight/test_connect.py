@@ -129,7 +129,7 @@ async def test_open_client_builds_a_budget_from_config_and_keeps_timeouts_on(
 def test_watcher_check_connect_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The CLI prints what it reached, or exits 2 naming the key setting (never the key)."""
+    """The CLI prints what it reached, or exits 1 naming the key setting (never the key)."""
     from watcher.cli import main
     from watcher.testing.sim import running_sim
 
@@ -144,7 +144,7 @@ def test_watcher_check_connect_end_to_end(
         out = capsys.readouterr().out
         assert f"ok: connect: reached {sim.base_url}" in out
         monkeypatch.setenv("GS_CLI_KEY", "wrong-key-5678")
-        assert main(["--config", str(cfg), "check", "--connect"]) == 2
+        assert main(["--config", str(cfg), "check", "--connect"]) == 1  # a failed request
         err = capsys.readouterr().err
     assert "access_key_env" in err
     assert "wrong-key-5678" not in err

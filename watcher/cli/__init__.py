@@ -47,7 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    _accept_config_anywhere(sub)
     return parser
+
+
+def _accept_config_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``--config`` after the subcommand too (``watcher check --config x.toml``).
+
+    The copy on each subcommand defaults to SUPPRESS, so it overrides the global
+    option only when given.
+    """
+    for parser in sub.choices.values():
+        if not any("--config" in a.option_strings for a in parser._actions):
+            parser.add_argument(
+                "--config",
+                default=argparse.SUPPRESS,
+                metavar="PATH",
+                help="config file (default: $WATCHER_CONFIG or ./watcher.toml)",
+            )
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_config_anywhere(action)
 
 
 def config_path(args: argparse.Namespace) -> str:

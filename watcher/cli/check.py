@@ -1,4 +1,9 @@
-"""``watcher check [--connect]``: validate config, secrets and rules; exit 0 or 2."""
+"""``watcher check [--connect]``: validate config, secrets and rules; exit 0 or 2.
+
+``--connect`` then sends, per source, one tiny request of each kind that source
+really sends (see :mod:`watcher.gainsight.probe`) and prints a table per source;
+exit 1 when any request failed.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,16 @@ from watcher.logging import redact
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("check", help="validate config and rules; exit 0 or 2")
-    parser.add_argument("--connect", action="store_true", help="also make one cheap Gainsight call")
+    parser = sub.add_parser(
+        "check",
+        help="validate config and rules (exit 0 or 2); --connect also tries each source",
+    )
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="also send each source's requests once (limit 1, its real select): a sweep "
+        "page, the incremental filter, a key look-up, the delete read; exit 1 if any fails",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -61,12 +74,39 @@ def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
 
 
 def _connect(config: WatcherConfig, base_dir: Path) -> int:
-    from watcher.gainsight.connect import check_connection
+    from watcher.gainsight.connect import check_connection, probe_sources
 
     try:
-        message = check_connection(config, base_dir=base_dir)
+        if not config.sources:
+            message = check_connection(config, base_dir=base_dir)
+            print(f"ok: connect: {message}")
+            return 0
+        results = probe_sources(config, base_dir=base_dir)
     except SourceError as exc:
         print(f"error: connect: {redact(str(exc))}", file=sys.stderr)
-        return 2
-    print(f"ok: connect: {message}")
+        return 1
+    failed = 0
+    for source in config.sources:
+        probes = results.get(source.name, [])
+        print(f"\nsource {source.name!r} ({source.kind}, {source.effective_path})")
+        width = max(len(p.route) for p in probes) if probes else 10
+        print(f"  {'request':<13} {'route':<{width}}  result")
+        for probe in probes:
+            text = redact(probe.detail)
+            if not probe.ok:
+                failed += 1
+                text = f"FAILED: {text}"
+                if probe.setting:
+                    text += f" [change: {probe.setting}]"
+            print(f"  {probe.kind:<13} {probe.route:<{width}}  {text}")
+        for probe in probes:
+            if not probe.ok:
+                print(
+                    f"error: connect: source {source.name!r}: {probe.kind} ({probe.route}) "
+                    f"failed; change {probe.setting or 'the source'}",
+                    file=sys.stderr,
+                )
+    if failed:
+        return 1
+    print(f"\nok: connect: {config.gainsight.base_url}: every request of every source works")
     return 0

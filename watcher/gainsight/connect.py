@@ -15,6 +15,7 @@ from watcher.config import WatcherConfig, resolve_secret
 from watcher.errors import TransientError
 from watcher.gainsight.budget import Budget
 from watcher.gainsight.client import GainsightClient
+from watcher.gainsight.probe import Probe, probe_source
 
 
 def budget_from_config(config: WatcherConfig, clock: Clock) -> Budget:
@@ -86,6 +87,47 @@ async def ping_config(
                 status=exc.status,
             ) from exc
     return f"reached {config.gainsight.base_url} (request id {result.request_id or 'none'})"
+
+
+async def probe_config(
+    config: WatcherConfig,
+    *,
+    base_dir: Path,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, list[Probe]]:
+    """Each source's requests, once, tiny (``watcher check --connect``)."""
+    clock = clock or SystemClock()
+    out: dict[str, list[Probe]] = {}
+    async with open_client(
+        config,
+        clock=clock,
+        base_dir=base_dir,
+        environ=environ,
+        transport=transport,
+        max_retries=1,
+    ) as client:
+        for source in config.sources:
+            out[source.name] = await probe_source(client, source, now=clock.now())
+    return out
+
+
+def probe_sources(
+    config: WatcherConfig,
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, list[Probe]]:
+    return asyncio.run(
+        probe_config(
+            config,
+            base_dir=base_dir,
+            environ=os.environ if environ is None else environ,
+            transport=transport,
+        )
+    )
 
 
 def check_connection(

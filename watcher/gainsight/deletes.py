@@ -69,9 +69,10 @@ async def deleted_since(
     )
 
 
-async def _delete_log(
-    client: GainsightClient, source: SourceConfig, obj: str, since: datetime, priority: Priority
-) -> list[DeletedRecord]:
+def delete_log_read(
+    source: SourceConfig, obj: str, since: datetime
+) -> tuple[SourceConfig, tuple[Condition, ...]]:
+    """The ``record_delete_log`` pseudo-source and filter that read ``obj``'s deletes."""
     log_source = source.model_copy(
         update={
             "kind": "object",
@@ -90,6 +91,20 @@ async def _delete_log(
         Condition("DeletedOn", "GTE", (iso_filter_value(since - ZONE_SLACK),)),
         Condition("ObjectName", "EQ", (obj,)),
     )
+    return log_source, conditions
+
+
+def cta_deleted_listing(source: SourceConfig) -> SourceConfig:
+    """The Cockpit deleted list read with the Cockpit body, whichever api ``source`` uses."""
+    return source.model_copy(
+        update={"api": "cockpit", "path": None, "paging": None, "page_size": None}
+    )
+
+
+async def _delete_log(
+    client: GainsightClient, source: SourceConfig, obj: str, since: datetime, priority: Priority
+) -> list[DeletedRecord]:
+    log_source, conditions = delete_log_read(source, obj, since)
     out: list[DeletedRecord] = []
     try:
         async for page in client.iter_pages(
@@ -126,9 +141,7 @@ async def _deleted_ctas(
     without being modified. The Cockpit body is used whichever api the source reads.
     """
     del since
-    listing = source.model_copy(
-        update={"api": "cockpit", "path": None, "paging": None, "page_size": None}
-    )
+    listing = cta_deleted_listing(source)
     seen: dict[str, DeletedRecord] = {}
     async for page in client.iter_pages(
         listing,
