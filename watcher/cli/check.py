@@ -88,7 +88,12 @@ def _connect(config: WatcherConfig, base_dir: Path) -> int:
     failed = 0
     for source in config.sources:
         probes = results.get(source.name, [])
-        print(f"\nsource {source.name!r} ({source.kind}, {source.effective_path})")
+        route = (
+            "object from the tenant's metadata"
+            if source.needs_object_lookup
+            else (source.effective_path)
+        )
+        print(f"\nsource {source.name!r} ({source.kind}, {route})")
         width = max(len(p.route) for p in probes) if probes else 10
         print(f"  {'request':<13} {'route':<{width}}  result")
         for probe in probes:
@@ -96,9 +101,9 @@ def _connect(config: WatcherConfig, base_dir: Path) -> int:
             if not probe.ok:
                 failed += 1
                 text = f"FAILED: {text}"
-                if probe.setting:
-                    text += f" [change: {probe.setting}]"
             print(f"  {probe.kind:<13} {probe.route:<{width}}  {text}")
+            if not probe.ok and probe.advice:
+                print(f"  {'':<13} {'':<{width}}  -> {redact(probe.advice)}")
         for probe in probes:
             if not probe.ok:
                 print(

@@ -539,7 +539,7 @@ class GainsightClient:
 
     def _explain(self, source: SourceConfig, exc: ApiError) -> ApiError:
         """``exc`` with the source named and the setting an admin can change."""
-        advice = _advice(source, exc)
+        advice = advice_for(source, exc)
         if advice is None or str(exc).startswith(f"source {source.name!r}"):
             return exc
         return ApiError(
@@ -609,7 +609,7 @@ class GainsightClient:
         return reply.records
 
 
-def _advice(source: SourceConfig, exc: ApiError) -> str | None:
+def advice_for(source: SourceConfig, exc: SourceError) -> str | None:
     """What the admin can change, from Gainsight's code and description."""
     where = f"sources[{source.name!r}]"
     code = exc.error_code or ""

@@ -17,7 +17,7 @@ from typing import Any
 from watcher.config import SourceConfig
 from watcher.errors import AuthError, SourceError
 from watcher.gainsight.budget import Priority
-from watcher.gainsight.client import KEY_SETTING, GainsightClient
+from watcher.gainsight.client import KEY_SETTING, GainsightClient, advice_for
 from watcher.gainsight.deletes import (
     cta_deleted_listing,
     delete_log_read,
@@ -43,8 +43,9 @@ class Probe:
     kind: str  # "goals object" | "sweep page" | "incremental" | "key look-up" | "delete read"
     route: str
     ok: bool
-    detail: str  # "ok (1 row)" or Gainsight's code and description
-    setting: str | None = None  # what to change when it failed
+    detail: str  # "ok (1 row)", or Gainsight's code and description
+    setting: str | None = None  # the setting to change when it failed
+    advice: str | None = None  # what to do about it, in a sentence
 
 
 async def _first(pages: AsyncIterator[Any]) -> Any:
@@ -59,12 +60,25 @@ def _rows(page: Any) -> str:
     return f"ok ({n} row{'s' if n != 1 else ''})"
 
 
-def _setting(source: SourceConfig, kind: str, exc: SourceError) -> str:
+def _failure(source: SourceConfig, kind: str, route: str, exc: SourceError) -> Probe:
+    if exc.desc:
+        detail = f'{exc.error_code or "no error code"} "{exc.desc}"'
+    elif isinstance(exc, AuthError):
+        detail = f"{exc.error_code or 'HTTP ' + str(exc.status)}: the access key was rejected"
+    else:
+        detail = str(exc).removeprefix(f"source {source.name!r}: ")
+    if exc.status and exc.desc:
+        detail += f" (HTTP {exc.status})"
+    advice = None if isinstance(exc, AuthError) else advice_for(source, exc)
+    return Probe(kind, route, False, detail, _setting(source, kind, exc, advice), advice)
+
+
+def _setting(source: SourceConfig, kind: str, exc: SourceError, advice: str | None) -> str:
     where = f"sources[{source.name!r}]"
     if isinstance(exc, AuthError):
         return KEY_SETTING
-    text = str(exc)
-    if f"{where}." in text:  # the client already named the setting
+    text = advice or ""
+    if f"{where}." in text:  # the advice names the setting
         return text[text.index(f"{where}.") :].split(" ", 1)[0].rstrip(";,")
     return {
         "goals object": f"{where}.object",
@@ -84,8 +98,7 @@ async def probe_source(
         try:
             name = await find_goal_object(client)
         except SourceError as exc:
-            out.append(Probe("goals object", f"GET {OBJECTS_PATH}", False, str(exc),
-                             _setting(source, "goals object", exc)))  # fmt: skip
+            out.append(_failure(source, "goals object", f"GET {OBJECTS_PATH}", exc))
             return out
         out.append(Probe("goals object", f"GET {OBJECTS_PATH}", True, f"ok ({name})"))
         source = source.model_copy(update={"object": name})
@@ -97,7 +110,7 @@ async def probe_source(
         try:
             page = await run
         except SourceError as exc:
-            out.append(Probe(kind, path, False, str(exc), _setting(source, kind, exc)))
+            out.append(_failure(source, kind, path, exc))
             return None
         out.append(Probe(kind, path, True, _rows(page)))
         return page
