@@ -45,7 +45,10 @@ def test_check_passes_on_a_valid_config(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD + 'selct = ["Gsid"]\n', "sources[0].selct: unknown key"),
+        (
+            GOOD + 'selct = ["Gsid"]\n',
+            "sources['companies'].selct: unknown key (did you mean select?)",
+        ),
         (GOOD + 'full_sweep = "*/61 * * * *"\n', "cron '*/61 * * * *' is invalid"),
         (GOOD, "environment variable WATCHER_TEST_KEY is not set"),
     ],

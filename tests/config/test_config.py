@@ -123,11 +123,23 @@ secret_env = "CRM_WEBHOOK_SECRET"
     ("snippet", "expected"),
     [
         ("\n[gainsight2]\nx = 1\n", "gainsight2: unknown key"),
-        ('full_sweep = "*/61 * * * *"\n', "sources[0].full_sweep: cron '*/61 * * * *' is invalid"),
-        ('timezone = "Mars/Base"\n', "sources[0].timezone: unknown time zone 'Mars/Base'"),
-        ('kind2 = "x"\n', "sources[0].kind2: unknown key"),
-        ('incremental_overlap = "ten minutes"\n', "sources[0].incremental_overlap: duration"),
-        ("max_delete_fraction = 2\n", "sources[0].max_delete_fraction"),
+        (
+            'full_sweep = "*/61 * * * *"\n',
+            "sources['companies'].full_sweep: cron '*/61 * * * *' is invalid",
+        ),
+        (
+            'timezone = "Mars/Base"\n',
+            "sources['companies'].timezone: unknown time zone 'Mars/Base'",
+        ),
+        ('kind2 = "x"\n', "sources['companies'].kind2: unknown key (did you mean kind?)"),
+        (
+            'incremental_overlap = "ten minutes"\n',
+            "sources['companies'].incremental_overlap: duration",
+        ),
+        (
+            "max_delete_fraction = 2\n",
+            "sources['companies'].max_delete_fraction: 2: must be less than or equal to 1",
+        ),
         ('ignore_fields = ["Gsid"]\n', "cannot be in ignore_fields"),
     ],
 )
@@ -182,7 +194,7 @@ def test_object_source_needs_object_name() -> None:
         "gainsight": {"base_url": "https://a.gainsightcloud.com", "access_key_env": "K"},
         "sources": [{"name": "rel", "kind": "object"}],
     }
-    with pytest.raises(ConfigError, match=r"sources\[0\]: .*needs object"):
+    with pytest.raises(ConfigError, match=r"sources\['rel'\]: .*needs object"):
         parse_config(data)
 
 
@@ -219,3 +231,34 @@ def test_resolve_secret_from_env_and_file(tmp_path: Path) -> None:
     assert resolve_secret(file_ref, env, base_dir=tmp_path) == "from-credentials"
     with pytest.raises(SecretError, match="cannot read file"):
         resolve_secret(SecretRef(setting="s", file="missing"), {}, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            'name = "ctas"\nkind = "cta"\nfullsweep = "0 * * * *"\n',
+            "sources['ctas'].fullsweep: unknown key (did you mean full_sweep?)",
+        ),
+        (
+            'name = "c"\nkind = "contract"\n',
+            "sources['c'].kind: 'contract' is not one of company, cta, goal, object",
+        ),
+        ('name = "c"\nkind = "cta"\nselect = "Gsid"\n', "sources['c'].select: must be a list"),
+        ('name = "c"\nkind = "cta"\npage_size = "big"\n', "'big' is not a whole number"),
+        (
+            'name = "c"\nkind = "company"\napi = "cockpit"\n',
+            "sources['c']: api is only for kind = 'cta'",
+        ),
+    ],
+)
+def test_config_errors_name_the_key_as_written_and_the_bad_value(
+    tmp_path: Path, source: str, expected: str
+) -> None:
+    """One line per problem, the source by name, did-you-mean, the value; no validator noise."""
+    message = error_of(tmp_path, BASE + "\n[[sources]]\n" + source)
+    assert expected in message
+    assert len(message.splitlines()) == 1
+    assert "Input should" not in message
+    assert "after validation" not in message
+    assert str(tmp_path.resolve()) in message or str(tmp_path) in message

@@ -111,6 +111,10 @@ def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert main(["--config", str(config), "events", "list", "--since", "yesterday-ish"]) == 2
     assert "--since" in capsys.readouterr().err
+    assert main(["events", "list", "--source", "nope", "--config", str(config)]) == 2
+    assert "no source named 'nope' (configured: companies" in capsys.readouterr().err
+    assert main(["events", "list", "--source", "companies", "--config", str(config)]) == 0
+    assert keys[5] in capsys.readouterr().out
 
     assert main(["--config", str(config), "events", "show", events[0]["id"]]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -74,6 +74,18 @@ def _store(args: argparse.Namespace) -> Store:
     return Store.open(db)
 
 
+def _known_source(args: argparse.Namespace, store: Store) -> None:
+    """``--source`` must be a configured source (or one the log still has events of)."""
+    from watcher.cli import config_path
+
+    names = [s.name for s in load_config(Path(config_path(args))).sources]
+    if args.source in names or store.list_events(source=args.source, limit=1):
+        return
+    raise ConfigError(
+        f"--source: no source named {args.source!r} (configured: {', '.join(names) or 'none'})"
+    )
+
+
 def run_list(args: argparse.Namespace) -> int:
     since = None
     if args.since:
@@ -84,6 +96,8 @@ def run_list(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else (None if args.json else 50)
     store = _store(args)
     try:
+        if args.source:
+            _known_source(args, store)
         events = store.list_events(
             source=args.source, type=args.type, since=since, limit=limit, newest=since is None
         )

@@ -6,6 +6,7 @@ of all files are collected into one :class:`~watcher.errors.ConfigError`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from watcher.config import WatcherConfig
+from watcher.config import WatcherConfig, explain_error
 from watcher.errors import ConfigError
 from watcher.rules.models import Rule, RuleFile
 
@@ -87,20 +88,23 @@ def _rule_label(raw: Any, index: int) -> str:
 
 def _format(origin: str, raw: Any, exc: ValidationError) -> list[str]:
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False, include_input=True):
         loc = list(err.get("loc", ()))
         # pydantic adds union-member tags (e.g. "str", "tuple[...]") to the path; drop them
         loc = [p for p in loc if isinstance(p, int) or not any(c in str(p) for c in "[|")]
         loc = [p for p in loc if p not in ("str", "int", "float", "bool")]
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        msg = explain_error({**err, "loc": tuple(loc)})
         if err.get("type") == "extra_forbidden":
             msg = "unknown key; check the spelling against docs/rules.md"
-        elif err.get("type") == "missing":
-            msg = "is required"
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             where = f"{_rule_label(raw, loc[1])}: {_loc(loc[2:]) or '(rule)'}"
         else:
             where = _loc(loc) or "(top level)"
+        setting = re.sub(r"(\[\d+\])+$", "", where)
+        if setting in seen:
+            continue  # one line per setting (a union reports each member's complaint)
+        seen.add(setting)
         lines.append(f"{origin}: {where}: {msg}")
     return lines
 
