@@ -8,6 +8,8 @@ import pytest
 
 from watcher.cli import main
 
+SRC = "sources['companies']"  # how errors name the source: by its name
+
 GOOD = """
 [gainsight]
 base_url = "https://acme.gainsightcloud.com"
@@ -47,7 +49,7 @@ def test_check_passes_on_a_valid_config(
     [
         (
             GOOD + 'selct = ["Gsid"]\n',
-            "sources['companies'].selct: unknown key (did you mean select?)",
+            SRC + ".selct: unknown key (did you mean select?)",
         ),
         (GOOD + 'full_sweep = "*/61 * * * *"\n', "cron '*/61 * * * *' is invalid"),
         (GOOD, "environment variable WATCHER_TEST_KEY is not set"),

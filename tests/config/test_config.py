@@ -16,6 +16,8 @@ from watcher.config import (
 )
 from watcher.errors import ConfigError, SecretError
 
+SRC = "sources['companies']"  # how errors name the source: by its name
+
 BASE = """
 [gainsight]
 base_url = "https://acme.gainsightcloud.com"
@@ -125,20 +127,20 @@ secret_env = "CRM_WEBHOOK_SECRET"
         ("\n[gainsight2]\nx = 1\n", "gainsight2: unknown key"),
         (
             'full_sweep = "*/61 * * * *"\n',
-            "sources['companies'].full_sweep: cron '*/61 * * * *' is invalid",
+            SRC + ".full_sweep: cron '*/61 * * * *' is invalid",
         ),
         (
             'timezone = "Mars/Base"\n',
-            "sources['companies'].timezone: unknown time zone 'Mars/Base'",
+            SRC + ".timezone: unknown time zone 'Mars/Base'",
         ),
-        ('kind2 = "x"\n', "sources['companies'].kind2: unknown key (did you mean kind?)"),
+        ('kind2 = "x"\n', SRC + ".kind2: unknown key (did you mean kind?)"),
         (
             'incremental_overlap = "ten minutes"\n',
-            "sources['companies'].incremental_overlap: duration",
+            SRC + ".incremental_overlap: duration",
         ),
         (
             "max_delete_fraction = 2\n",
-            "sources['companies'].max_delete_fraction: 2: must be less than or equal to 1",
+            SRC + ".max_delete_fraction: 2: must be less than or equal to 1",
         ),
         ('ignore_fields = ["Gsid"]\n', "cannot be in ignore_fields"),
     ],
