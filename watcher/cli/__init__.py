@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $WATCHER_CONFIG or ./watcher.toml)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log line shown (default info)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

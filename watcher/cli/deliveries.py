@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dsub = parser.add_subparsers(dest="deliveries_command", metavar="ACTION")
     dsub.required = True
     lister = dsub.add_parser("list", help="list deliveries, newest first")
-    lister.add_argument("--status", choices=STATUSES)
-    lister.add_argument("--sink")
-    lister.add_argument("--limit", type=int, default=50)
+    lister.add_argument("--status", choices=STATUSES, help="only deliveries in this state")
+    lister.add_argument("--sink", metavar="NAME", help="only deliveries to this sink")
+    lister.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)"
+    )
     lister.set_defaults(handler=run_list)
     retry = dsub.add_parser("retry", help="queue a delivery (or every dead one) again")
     target = retry.add_mutually_exclusive_group(required=True)

@@ -44,9 +44,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="simulated tenant + daemon + local receivers on one screen (make run)",
     )
-    parser.add_argument("--companies", type=int, default=200, metavar="N")
-    parser.add_argument("--ctas", type=int, default=60, metavar="N")
-    parser.add_argument("--goals", type=int, default=20, metavar="N")
+    parser.add_argument(
+        "--companies", type=int, default=200, metavar="N", help="simulated companies (default 200)"
+    )
+    parser.add_argument(
+        "--ctas", type=int, default=60, metavar="N", help="simulated CTAs (default 60)"
+    )
+    parser.add_argument(
+        "--goals", type=int, default=20, metavar="N", help="simulated goals (default 20)"
+    )
     parser.add_argument(
         "--mutations-per-min", type=float, default=30.0, metavar="M",
         help="changes the simulated tenant makes per minute (default 30)",
@@ -55,7 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--interval", type=float, default=5.0, metavar="SECONDS",
         help="poll incrementally every SECONDS (default 5; cron cannot go below a minute)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=7, metavar="S")
+    parser.add_argument(
+        "--seed", type=int, default=7, metavar="S", help="seed of the simulated data (default 7)"
+    )
     parser.add_argument(
         "--http-port", type=int, default=8790, metavar="P",
         help="port of the daemon's health/metrics/feed server (default 8790, or any free "

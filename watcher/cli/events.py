@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.add_argument("--json", action="store_true", help="one CloudEvent per line")
     ls.set_defaults(handler=run_list)
     show = cmds.add_parser("show", help="print one event (by id or sequence number)")
-    show.add_argument("id", metavar="ID")
+    show.add_argument("id", metavar="ID", help="the event id, or its sequence number")
     show.set_defaults(handler=run_show)
 
 

@@ -16,10 +16,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         parser = sub.add_parser(command, help=helptext)
         target = parser.add_mutually_exclusive_group()
-        target.add_argument("--rule")
-        target.add_argument("--sink")
+        target.add_argument("--rule", metavar="NAME", help="a rule, by name")
+        target.add_argument("--sink", metavar="NAME", help="a sink, by name")
         if command == "pause":
-            parser.add_argument("--reason", default="paused by operator")
+            parser.add_argument(
+                "--reason",
+                default="paused by operator",
+                help="why (kept with the pause, shown where pauses are listed)",
+            )
         parser.set_defaults(handler=run, pause_command=command)
 
 
