@@ -94,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if mode == "delete_log" and source.delete_log is None and not args.dry_run:
         print(f"note: source {source.name!r} has no delete_log schedule", file=sys.stderr)
     # The summary says what poll.finished would; log lines stay out of the way
-    # unless they warn (a held delete) or debugging was asked for.
-    level = "debug" if args.log_level == "debug" else max_level(args.log_level, "warning")
+    # unless they warn (a held delete) or debugging was asked for. On a terminal the
+    # summary, the retry line and the one error line say it all: no log lines.
+    floor = "error" if sys.stderr.isatty() else "warning"
+    level = "debug" if args.log_level == "debug" else max_level(args.log_level, floor)
     configure_logging(level=level, stream=sys.stderr)
     router = _router(config, base_dir)
     result = asyncio.run(
@@ -133,6 +135,8 @@ async def _poll(
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with open_client(config, clock=clock, base_dir=base_dir) as client:
+            if progress is not None:
+                client.on_retry = progress.note
             poller = Poller(store, client, host=config.gainsight.host, clock=clock)
             try:
                 return await poller.poll(
@@ -161,6 +165,11 @@ class _Progress:
             f"\r{result.source}: page {result.pages}, {result.records:,} records, "
             f"{result.created + result.updated:,} changed "
         )
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A retry in progress: ``retrying (2/6) in 3s: HTTP 500...`` in place."""
+        self.stream.write(f"\r\033[K{text}")
         self.stream.flush()
 
     def done(self) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -101,6 +101,7 @@ class _Tries:
     rate_limited: int = 0
     malformed: int = 0
     waited: float = 0.0  # seconds of 429 waits so far
+    last: str = ""  # why the last attempt is retried, for on_retry
 
 
 @dataclass
@@ -173,6 +174,8 @@ class GainsightClient:
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._rate_backoff = (rate_limit_base_s, rate_limit_cap_s)
         self.stats = ClientStats()
+        # Told why and when each retry happens (``watcher poll`` shows it on a terminal).
+        self.on_retry: Callable[[str], None] | None = None
         self._caps: dict[str, int] = {}  # route -> rows per page the server caps pages at
         self._honoured: set[tuple[str, int]] = set()  # (route, size) answered in full
 
@@ -252,8 +255,17 @@ class GainsightClient:
             if isinstance(outcome, Reply):
                 return outcome, tries.calls
             self.stats.retries += 1
+            if self.on_retry is not None:
+                self.on_retry(self._retry_note(tries, outcome))
             if outcome > 0:
                 await self._clock.sleep(outcome)
+
+    def _retry_note(self, tries: _Tries, wait: float) -> str:
+        """``retrying (2/6) in 3s: HTTP 500`` - what a terminal shows while it waits."""
+        if tries.rate_limited and tries.last == "rate limited (429)":
+            return f"rate limited (429): waiting {wait:.0f}s for Gainsight's next window..."
+        used = max(tries.transient, tries.malformed)
+        return f"retrying ({used + 1}/{self.max_retries + 1}) in {wait:.0f}s: {tries.last}..."
 
     async def _attempt(
         self, path: str, body: Mapping[str, Any] | None, tries: _Tries
@@ -273,6 +285,7 @@ class GainsightClient:
             if tries.transient >= self.max_retries:
                 raise TransientError(f"{exc} (gave up after {tries.calls} attempts)") from cause
             tries.transient += 1
+            tries.last = f"{type(cause).__name__}, no answer"
             return self._delay(tries.transient - 1, self._backoff)
         except MalformedResponseError as exc:
             self.stats.count_error("malformed")
@@ -316,6 +329,7 @@ class GainsightClient:
                     status=status,
                 )
             tries.transient += 1
+            tries.last = f"HTTP {status}"
             return self._delay(tries.transient - 1, self._backoff)
         try:
             return self._interpret(path, response, hdr_id)
@@ -342,6 +356,7 @@ class GainsightClient:
         if tries.malformed >= self.malformed_retries:
             raise exc
         tries.malformed += 1
+        tries.last = "malformed reply"
         return self._delay(tries.malformed - 1, self._backoff)
 
     def _on_rate_limited(
@@ -363,6 +378,7 @@ class GainsightClient:
             )
         tries.rate_limited += 1
         tries.waited += delay
+        tries.last = "rate limited (429)"
         self.budget.note_rate_limited(delay)  # the next acquire() waits it out, for everyone
         return 0.0
 
