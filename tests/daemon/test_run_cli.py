@@ -185,7 +185,7 @@ def test_run_reports_ready_serves_probes_reloads_and_stops_on_sigterm(
             "reload rejected",
             lambda: [e for e in log_lines(tmp_path) if e["event"] == "config.reload_rejected"],
         )
-        assert "sources[0].incremental" in rejected[0]["error"]
+        assert "sources['companies'].incremental" in rejected[0]["error"]
         assert httpx.get(f"{base}/healthz").status_code == 200  # still running the old one
 
         good = config_text(sim, port, incremental="*/5 * * * *")

@@ -275,7 +275,7 @@ async def test_reload_rejects_an_invalid_config_and_keeps_the_old_one(tmp_path: 
         await daemon.run(until=START + timedelta(minutes=5))
     rejected = [e for e in logs if e["event"] == "config.reload_rejected"]
     assert len(rejected) == 1
-    assert "sources[0].incremental" in rejected[0]["error"]
+    assert "sources['companies'].incremental" in rejected[0]["error"]
     assert "kept the running configuration" in rejected[0]["action"]
     assert [t for s, m, t in poller.calls if m == "incremental"] == [
         START + timedelta(minutes=2),
@@ -400,3 +400,49 @@ async def test_readiness_fails_when_the_database_file_is_deleted_or_replaced(
     state = daemon.readiness()
     assert not state.ready
     assert "replaced" in state.checks["store"]
+
+
+@dataclass
+class RejectingPoller:
+    """Gainsight rejects the key until ``fixed_at``; then every poll succeeds."""
+
+    clock: FakeClock
+    fixed_at: datetime
+    calls: list[tuple[str, datetime]] = field(default_factory=list)
+
+    async def poll(self, source: SourceConfig, mode: Mode) -> PollReport:
+        from watcher.errors import AuthError, PollError
+
+        self.calls.append((source.name, self.clock.now()))
+        if self.clock.now() < self.fixed_at:
+            try:
+                raise AuthError("Gainsight rejected the access key (HTTP 401)", status=401)
+            except AuthError as exc:
+                raise PollError(f"source {source.name!r}: full poll failed: {exc}") from exc
+        return PollReport(outcome="ok", pages=1, records=3, calls=1)
+
+
+async def test_a_rejected_key_backs_off_the_tenant_up_to_an_hour_and_readyz_says_why(
+    tmp_path: Path,
+) -> None:
+    """401: polls of the tenant wait 1, 2, 5, 10, 20, 40, then 60 min; one log line per
+    step; /readyz names the key setting; the first success ends the hold."""
+    clock = FakeClock(START)
+    poller = RejectingPoller(clock, fixed_at=START + timedelta(hours=4))
+    daemon = make_daemon(tmp_path, clock, poller)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        await daemon.run(until=START + timedelta(hours=3, minutes=50))
+    steps = [e for e in logs if e["event"] == "gainsight.auth_backoff"]
+    # failures at 0, 1, 3, 8, 18, 38, 78, 138, 198 minutes (then held past 3h50)
+    assert [e["retry_in_s"] for e in steps] == [60, 120, 300, 600, 1200, 2400, 3600, 3600, 3600]
+    assert [e["step"] for e in steps] == list(range(1, 10))
+    # every source stopped asking while held: at most 2 sources x 9 rounds
+    assert len(poller.calls) <= 2 * 9
+    ready = daemon.readiness()
+    assert ready.ready is False
+    assert "access key rejected" in ready.checks["gainsight"]
+    assert "gainsight.access_key_env" in ready.checks["gainsight"]
+    with capture_logs() as logs:
+        await daemon.run(until=START + timedelta(hours=6))
+    assert any(e["event"] == "gainsight.auth_restored" for e in logs)
+    assert "gainsight" not in daemon.readiness().checks

@@ -25,7 +25,7 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,12 +45,30 @@ from watcher.daemon.schedule import (
 )
 from watcher.daemon.sdnotify import Notifier
 from watcher.daemon.state import ScheduleState, StoreView
-from watcher.errors import ConfigError, WatcherError
+from watcher.errors import AuthError, ConfigError, WatcherError
 from watcher.logging import get_logger, redact, register_secret
 
 log = get_logger("watcher.daemon")
 
 DISPATCHER_RESTART_S = 5.0
+AUTH_BACKOFF_S = (60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0)  # then hourly
+
+
+def auth_backoff_s(step: int) -> float:
+    """Seconds to wait after the ``step``-th consecutive rejection of the key (1-based)."""
+    return AUTH_BACKOFF_S[min(step, len(AUTH_BACKOFF_S)) - 1]
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """``exc`` or what it wraps is an :class:`AuthError` (a rejected access key)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, AuthError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ class PollReport:
     events: int = 0
     error: str | None = None
     logged: bool = False
+    auth: bool = False  # Gainsight rejected the access key (401/403): back off the tenant
 
     @property
     def ok(self) -> bool:
@@ -143,6 +162,8 @@ class Daemon:
         #: Set after each reload attempt (applied or rejected).
         self.reload_finished = asyncio.Event()
         self._poll_signal = EventSignal()
+        self._auth_step = 0  # consecutive rejections of the access key
+        self._auth_until: datetime | None = None  # no poll of the tenant starts before
 
     def _db_path(self, config: WatcherConfig) -> Path:
         path = Path(config.store.path)
@@ -234,13 +255,16 @@ class Daemon:
                 return
             if max_polls is not None and self.polls_finished >= max_polls:
                 return
-            if until is None or now < until:
+            held = self._auth_until is not None and now < self._auth_until
+            if (until is None or now < until) and not held:
                 started = plan(self._due, now, running=set(self._tasks))
                 for job in started:
                     self._start(job)
                 if started:
                     await asyncio.sleep(0)  # let polls that finish at once do so first
             wake = next_wake(self._due, running=set(self._tasks))
+            if held and self._auth_until is not None and (wake is None or wake < self._auth_until):
+                wake = self._auth_until
             if until is not None and (wake is None or wake > until):
                 wake = until
             delay = None if wake is None else max(0.0, (wake - self.clock.now()).total_seconds())
@@ -283,7 +307,7 @@ class Daemon:
             self._finish(job, start, PollReport(outcome="cancelled"), t0)
             raise
         except WatcherError as exc:
-            report = PollReport(outcome="failed", error=redact(str(exc)))
+            report = PollReport(outcome="failed", error=redact(str(exc)), auth=is_auth_failure(exc))
         except Exception as exc:  # noqa: BLE001 - the one per-poll boundary: record, count, carry on
             report = PollReport(outcome="failed", error=redact(f"{type(exc).__name__}: {exc}"))
         self._finish(job, start, report, t0)
@@ -300,6 +324,7 @@ class Daemon:
         if report.ok:
             self.metrics.last_success.labels(source=job.source).set(finish.timestamp())
         self.last_result[job.source] = (finish, report.ok)
+        self._note_auth(report, finish)
         if not report.logged:
             emit = log.info if report.ok else log.warning
             emit(
@@ -330,6 +355,27 @@ class Daemon:
         )
         self.notifier.status(self._status_line())
 
+    def _note_auth(self, report: PollReport, finish: datetime) -> None:
+        """A rejected access key holds every poll of the tenant, 1 min doubling to 1 h;
+        one log line per step; the first poll that succeeds ends the hold."""
+        if report.auth:
+            if self._auth_until is not None and finish < self._auth_until:
+                return  # another source of the same step: already counted
+            self._auth_step += 1
+            delay = auth_backoff_s(self._auth_step)
+            self._auth_until = finish + timedelta(seconds=delay)
+            log.warning(
+                "gainsight.auth_backoff",
+                step=self._auth_step,
+                retry_in_s=delay,
+                retry_at=self._auth_until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                setting="gainsight.access_key_env / gainsight.access_key_file",
+            )
+        elif report.ok and self._auth_step:
+            log.info("gainsight.auth_restored", after_steps=self._auth_step)
+            self._auth_step = 0
+            self._auth_until = None
+
     def _count_new_events(self) -> None:
         try:
             counts, top = self.view.event_types_after(self._seen_sequence)
@@ -347,14 +393,23 @@ class Daemon:
     # -- readiness ----------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        """Store open, and every source's last poll recent and successful."""
-        return assess(
+        """Store open, and every source's last poll recent and successful; not while
+        Gainsight rejects the access key (the ``gainsight`` check says why)."""
+        readiness = assess(
             store=store_check(self._store_inode, self.view.inode(), self.view.is_open()),
             sources=[s.name for s in self.config.sources],
             jobs=self._jobs,
             last=dict(self.last_result),
             now=self.clock.now(),
         )
+        if self._auth_step and self._auth_until is not None:
+            readiness.ready = False
+            readiness.checks["gainsight"] = (
+                f"access key rejected ({self._auth_step} time(s) in a row); polls wait until "
+                f"{self._auth_until.strftime('%Y-%m-%dT%H:%M:%SZ')}; check "
+                "gainsight.access_key_env / gainsight.access_key_file"
+            )
+        return readiness
 
     # -- http, dispatcher, watchdog -------------------------------------------
 

@@ -27,7 +27,7 @@ import httpx
 from watcher.clock import Clock
 from watcher.config import SourceConfig, WatcherConfig
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.runner import Builder, Components, PollReport
+from watcher.daemon.runner import Builder, Components, PollReport, is_auth_failure
 from watcher.daemon.schedule import Mode
 from watcher.errors import PollError
 from watcher.logging import get_logger
@@ -95,7 +95,9 @@ class EnginePoller:
         try:
             result = await self.pollers[source.name].poll(source, mode, trigger="scheduled")
         except PollError as exc:  # the engine has logged poll.finished (failed)
-            return PollReport(outcome="failed", error=str(exc), logged=True)
+            return PollReport(
+                outcome="failed", error=str(exc), logged=True, auth=is_auth_failure(exc)
+            )
         return PollReport(
             outcome=result.outcome,
             pages=result.pages,
