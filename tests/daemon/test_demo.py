@@ -119,3 +119,25 @@ def test_the_example_config_is_valid_and_finds_the_shipped_rules() -> None:
     assert set(config.sinks) == {"ops-slack", "crm"}
     assert config.http is not None
     assert config.http.host == "127.0.0.1"
+
+
+def test_the_demo_says_what_each_staged_change_did_by_label() -> None:
+    """Each staged change is one line with labels (names, statuses), never picklist ids;
+    the simulated CTA's IsClosed follows the status it was set to."""
+    from watcher.cli.demo import stage_changes
+    from watcher.clock import FakeClock
+    from watcher.sim import Tenant
+
+    tenant = Tenant(companies=5, ctas=3, goals=2, seed=3, clock=FakeClock())
+    cta = tenant.keys("call_to_action")[0]
+    lines = stage_changes(tenant)
+    assert len(lines) == 6
+    assert "Arr" in lines[1]
+    assert "(-20%)" in lines[1]
+    assert "CSM" in lines[2]
+    assert "-> Closed Success" in lines[4]
+    assert "-> Completed" in lines[5]
+    assert not any("1I00" in line or "1P01" in line for line in lines)
+    closed = tenant.get("call_to_action", cta)
+    assert closed is not None
+    assert closed["IsClosed"] is True

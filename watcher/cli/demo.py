@@ -197,24 +197,45 @@ async def _kick_off(
     await daemon.started.wait()
     _endpoints(out, folder, daemon.http_port)
     await daemon.wait_for_polls(sources)
+    for line in stage_changes(tenant):
+        print(line, file=out, flush=True)
+
+
+def stage_changes(tenant: Tenant) -> list[str]:
+    """One change per shipped rule; a line for each saying what changed, by label."""
     companies = tenant.keys("Company")
     ctas = tenant.keys("call_to_action")
     goals = tenant.keys("cs_goal")
+    label = tenant.picklists.label
+
+    def user(gsid: Any) -> str:
+        row = tenant.get("gsuser", str(gsid)) if gsid else None
+        return str(row.get("Name")) if row else "nobody"
+
+    lines = ["demo: changed the tenant once per rule (random changes follow):"]
     first = tenant.get("Company", companies[0]) or {}
-    tenant.update("Company", companies[0], {"Arr": round(float(first.get("Arr") or 1e5) * 0.8, 2)})
+    arr = float(first.get("Arr") or 1e5)
+    tenant.update("Company", companies[0], {"Arr": round(arr * 0.8, 2)})
+    lines.append(f"  company {first.get('Name')}: Arr {arr:,.2f} -> {arr * 0.8:,.2f} (-20%)")
     second = tenant.get("Company", companies[1]) or {}
     csm = next(u for u in tenant.user_ids if u != second.get("Csm"))
     tenant.update("Company", companies[1], {"Csm": csm})
-    tenant.create("call_to_action", {"TypeId": "Risk", "Name": "Usage dropped 40% (demo)"})
-    tenant.update("call_to_action", ctas[0], {"StatusId": "Closed Success", "IsClosed": True})
-    if goals:
-        tenant.update("cs_goal", goals[0], {"Status": "Completed"})
-    print(
-        "demo: changed the tenant once per rule (ARR -20%, CSM reassigned, Risk CTA opened, "
-        "CTA closed, goal completed); random changes follow",
-        file=out,
-        flush=True,
+    lines.append(f"  company {second.get('Name')}: CSM {user(second.get('Csm'))} -> {user(csm)}")
+    name = "Usage dropped 40% (demo)"
+    tenant.create("call_to_action", {"TypeId": "Risk", "Name": name})
+    lines.append(f"  CTA created: Risk {name!r}")
+    cta = tenant.get("call_to_action", ctas[0]) or {}
+    tenant.update("call_to_action", ctas[0], {"StatusId": "Closed Success"})
+    lines.append(
+        f"  CTA {cta.get('Name')!r}: Status {label(cta.get('StatusId'))} -> Closed Success"
     )
+    if goals:
+        goal = tenant.get("cs_goal", goals[0]) or {}
+        tenant.update("cs_goal", goals[0], {"Status": "Completed"})
+        lines.append(
+            f"  goal {goal.get('Name')!r}: Status {label(goal.get('Status'))} -> Completed"
+        )
+    return lines
 
 
 def _banner(out: Any, args: argparse.Namespace, sim_url: str, folder: Path) -> None:

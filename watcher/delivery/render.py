@@ -79,25 +79,34 @@ def record_name(event: Mapping[str, Any]) -> str:
     return str(data.get("key") or event.get("subject") or "record")
 
 
+def label_fields(field: str) -> list[str]:
+    """Fields that carry ``field``'s label: ``X__gr.Name``, and the ``XName`` form goals
+    use (``Status`` -> ``StatusName``, ``StatusId`` -> ``StatusName``)."""
+    out = [f"{field}__gr.Name", f"{field}Name"]
+    if field.endswith("Id") and len(field) > 2:
+        out.append(f"{field[:-2]}Name")
+    return out
+
+
 def _label(data: Mapping[str, Any], field: str, old: Any, new: Any) -> tuple[Any, Any]:
-    """A lookup's GSIDs shown by name when the record also carries ``<field>__gr.Name``."""
-    label = f"{field}__gr.Name"
+    """A lookup's or picklist's GSIDs shown by name when the record also carries a label
+    field for it (``<field>__gr.Name``, ``StatusName``)."""
     before, after = data.get("before"), data.get("after")
-    old_name = before.get(label) if isinstance(before, Mapping) else None
-    new_name = after.get(label) if isinstance(after, Mapping) else None
-    if old_name is None and new_name is None:
-        return old, new
-    return (old_name if old_name is not None else old), (new_name if new_name is not None else new)
+    for label in label_fields(field):
+        old_name = before.get(label) if isinstance(before, Mapping) else None
+        new_name = after.get(label) if isinstance(after, Mapping) else None
+        if old_name is not None or new_name is not None:
+            return (old_name if old_name is not None else old), (
+                new_name if new_name is not None else new
+            )
+    return old, new
 
 
 def shown_changes(changes: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The changed fields worth a line: ``X__gr.Name`` is shown as the label of ``X``
-    when ``X`` changed too, not again on its own."""
-    return [
-        (str(name), entry)
-        for name, entry in changes.items()
-        if not (str(name).endswith("__gr.Name") and str(name)[: -len("__gr.Name")] in changes)
-    ]
+    """The changed fields worth a line: a label field (``X__gr.Name``, ``XName``) is shown
+    as the label of ``X`` when ``X`` changed too, not again on its own."""
+    labels = {lab for name in changes for lab in label_fields(str(name))}
+    return [(str(name), entry) for name, entry in changes.items() if str(name) not in labels]
 
 
 def change_lines(event: Mapping[str, Any]) -> list[str]:
