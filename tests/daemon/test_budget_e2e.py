@@ -136,7 +136,9 @@ async def test_a_long_sweep_never_starves_incrementals_nor_breaks_the_rate_limit
         ended = datetime.fromisoformat(p["finished_at"].replace("Z", "+00:00"))
         assert p["outcome"] == "ok"
         # HIGH first: once an incremental is waiting, no sweep request goes before it
-        first_cta = next(t for t, path in sent if t >= began and path.endswith("/cta/list"))
+        first_cta = next(
+            t for t, path in sent if t >= began and path.endswith("/query/call_to_action")
+        )
         # (a sweep request that took its slot just before the poll began may land 1 s in)
         late = [t for t, path in sent if began + SLACK <= t < first_cta and "Company" in path]
         assert not late, p
