@@ -138,3 +138,19 @@ def test_keys_in_and_mda_object_names() -> None:
     assert mda_object_of("/v1/data/objects/query/Company") == "Company"
     assert mda_object_of("/v1/data/objects/query/") is None
     assert mda_object_of("/v2/cockpit/cta/list") is None
+
+
+def test_cockpit_incremental_filter_is_btw_on_whole_days_covering_any_zone() -> None:
+    """Only documented forms on the Cockpit list: BTW and yyyy-MM-dd; 14 h either side."""
+    cockpit = source(name="ctas", kind="cta", api="cockpit")
+    since = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    cond = modified_since(cockpit, since, until=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
+    assert cond.render("cockpit", "A") == {
+        "fieldName": "ModifiedDate",
+        "alias": "A",
+        "operator": "BTW",
+        "value": ["2026-11-22", "2026-11-25"],
+    }
+    query = modified_since(source(name="ctas", kind="cta"), since)
+    assert query.operator == "GTE"
+    assert query.values == ("2026-11-23T10:00:00+00:00",)

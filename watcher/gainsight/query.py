@@ -18,7 +18,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from watcher.config import SourceConfig
@@ -57,6 +57,7 @@ OPERATORS = frozenset(
 # The operators the Cockpit samples and operator table show; nothing else is sent there.
 COCKPIT_OPERATORS = frozenset({"EQ", "NE", "INCLUDES", "BTW", "IS_NULL", "IS_NOT_NULL"})
 COCKPIT_KEY_BATCH = 25  # keys per look-up: EQ terms joined with OR
+DAY_ZONE_SLACK = timedelta(hours=14)  # the widest distance of any zone from UTC
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,19 @@ def modified_since(
     """The incremental filter.
 
     Query route: ``<modified_field> GTE <since>`` as ISO-8601 with ``+00:00``.
-    Cockpit list: ``<modified_field> BTW [day(since), day(until)]`` in whole UTC
-    days (the documented operator and date form); ``until`` defaults to ``since``
-    and the caller passes tomorrow so that nothing modified today is cut off.
+    Cockpit list: ``<modified_field> BTW [day(since), day(until)]`` in whole days
+    (the documented operator and date form); ``until`` defaults to ``since`` and the
+    caller passes tomorrow so that nothing modified today is cut off. A date carries
+    no zone, so both ends reach :data:`DAY_ZONE_SLACK` further out: whichever zone the
+    tenant reads a day in, the window is covered (re-reads are harmless).
     """
     if style_of(source) == "cockpit":
         end = until if until is not None else since
-        return Condition(source.modified_field, "BTW", (day_value(since), day_value(end)))
+        return Condition(
+            source.modified_field,
+            "BTW",
+            (day_value(since - DAY_ZONE_SLACK), day_value(end + DAY_ZONE_SLACK)),
+        )
     return Condition(source.modified_field, "GTE", (iso_filter_value(since),))
 
 
