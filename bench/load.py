@@ -59,8 +59,8 @@ from watcher.testing.sim import running_sim
 
 KEY = "load-bench-key"
 OBJECT_SOURCE = {"Company": "companies", "call_to_action": "ctas"}
-PAGE = {"companies": 5000, "ctas": 1000}
-ROUTE = {"companies": "/Company", "ctas": "/cta/list"}
+PAGE = {"companies": 5000, "ctas": 5000}
+ROUTE = {"companies": "/Company", "ctas": "/call_to_action"}
 SELECT = {
     "companies": ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"],
     "ctas": ["Gsid", "Name", "CompanyId", "StatusId", "PriorityId", "DueDate", "IsClosed",
