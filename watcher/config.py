@@ -673,7 +673,7 @@ def parse_config(data: Mapping[str, Any], origin: str = DEFAULT_CONFIG) -> Watch
 def load_config(path: str | Path) -> WatcherConfig:
     """Read and validate ``path``; raise :class:`ConfigError` saying what and where
     (the file named by its absolute path, whatever directory the command ran in)."""
-    p = Path(path).absolute()
+    p = Path(os.path.abspath(path))
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

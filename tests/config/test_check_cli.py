@@ -108,3 +108,29 @@ def test_check_rejects_sink_secrets_that_watcher_run_would_reject(
     assert expected in err
     assert env not in out + err
     assert "Traceback" not in err
+
+
+def test_the_example_config_copied_to_the_project_root_checks_clean(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`cp examples/watcher.toml .` then `watcher check` from the root: its rules path
+    reaches rules/; and errors name files by absolute path."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "rules", tmp_path / "rules")
+    shutil.copy(root / "examples" / "watcher.toml", tmp_path / "watcher.toml")
+    for name, value in {
+        "GAINSIGHT_ACCESS_KEY": "k",
+        "WATCHER_FEED_TOKEN": "t" * 24,
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/x",
+        "CRM_WEBHOOK_URL": "https://crm.example.com/hook",
+        "CRM_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 0
+    assert f"ok: {tmp_path / 'watcher.toml'}" in capsys.readouterr().out
+    (tmp_path / "rules" / "broken.toml").write_text("[[rules]]\nname = 1\n")
+    assert main(["check", "--config", "./watcher.toml"]) == 2
+    assert str(tmp_path / "rules" / "broken.toml") in capsys.readouterr().err

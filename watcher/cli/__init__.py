@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from watcher import __version__
 from watcher.config import default_config_path
@@ -74,7 +76,9 @@ def _accept_config_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def config_path(args: argparse.Namespace) -> str:
-    return str(args.config or default_config_path())
+    """The config file as an absolute path, so every error names files unambiguously
+    (the config, its rules folder, the store) whatever directory the command ran in."""
+    return os.path.abspath(Path(args.config or default_config_path()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
