@@ -97,3 +97,25 @@ async def test_a_goal_source_finds_its_object_in_the_tenant_metadata_once(
     assert stored == "cs_goal"
     assert [e["type"] for e in events] == ["gainsight.goal.updated"]
     assert second <= 3  # the sweep only: the object list is not read again
+
+
+async def test_a_refused_cockpit_filter_shows_gainsights_words_and_the_setting() -> None:
+    """What a tenant answers to an undocumented Cockpit filter reaches the admin verbatim
+    (code and description), with the setting to change - not a generic summary."""
+    from watcher.errors import ApiError
+    from watcher.gainsight.query import Condition
+
+    clock = FakeClock()
+    cockpit = CTAS.model_copy(update={"api": "cockpit"})
+    with running_sim(companies=3, ctas=5, clock=clock, strict_docs=True) as sim:
+        async with httpx.AsyncClient(timeout=10) as http:
+            client = client_for(sim, http, clock)
+            with pytest.raises(ApiError) as info:
+                async for _ in client.iter_pages(
+                    cockpit, conditions=(Condition("Gsid", "GTE", ("1S01",)),)
+                ):
+                    pass
+    text = str(info.value)
+    assert 'COCKPIT_5102 "Invalid operator GTE for Gsid"' in text
+    assert "/v2/cockpit/cta/list" in text
+    assert "remove api = 'cockpit' from sources['ctas']" in text
