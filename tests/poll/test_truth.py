@@ -83,11 +83,19 @@ def stored(store: Store, source: SourceConfig) -> dict[str, dict[str, Any]]:
 
 
 async def run_truth(
-    path: Path, seed: int, rounds: int = 4, *, strict: bool = False, ctas: SourceConfig = CTAS
+    path: Path,
+    seed: int,
+    rounds: int = 4,
+    *,
+    strict: bool = False,
+    ctas: SourceConfig = CTAS,
+    companies: SourceConfig = COMPANIES,
+    **sim_options: Any,
 ) -> None:
     clock = FakeClock()
-    sources = (COMPANIES, ctas)
+    sources = (companies, ctas)
     with running_sim(
+        **sim_options,
         strict_docs=strict,
         companies=150,
         ctas=90,
@@ -120,11 +128,11 @@ async def run_truth(
             for _ in range(rounds):
                 sim.tenant.random_mutations(12)
                 clock.advance(90)
-                await poller.poll(COMPANIES, "incremental")
+                await poller.poll(companies, "incremental")
                 await poller.poll(ctas, "incremental")
                 sim.tenant.random_mutations(4)
                 clock.advance(30)
-                await poller.poll(COMPANIES, "delete_log")
+                await poller.poll(companies, "delete_log")
                 await poller.poll(ctas, "delete_log")
                 sim.tenant.random_mutations(6)
                 clock.advance(90)
@@ -184,3 +192,22 @@ async def test_strict_docs_tenant_through_the_cockpit_list(tmp_path: Path, seed:
     deletes, the whole deleted list is read (stable page order: see docs)."""
     cockpit = CTAS.model_copy(update={"api": "cockpit"})
     await run_truth(tmp_path / "w.db", seed, strict=True, ctas=cockpit)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_strict_docs_tenant_with_untouched_page_sizes_and_capped_pages(
+    tmp_path: Path, seed: int
+) -> None:
+    """Default source settings exactly (limit 5000), against a strict tenant that serves
+    at most 40 rows a page: every read spans several pages, learned from the answers."""
+    defaults = {"page_size": None}
+    await run_truth(
+        tmp_path / "w.db",
+        seed,
+        strict=True,
+        companies=COMPANIES.model_copy(update=defaults),
+        ctas=CTAS.model_copy(update=defaults),
+        max_limit=40,
+        over_limit="clamp",
+    )
