@@ -16,8 +16,9 @@ from typing import Any
 
 from watcher.config import SourceConfig
 from watcher.errors import AuthError, SourceError
+from watcher.gainsight.advice import advice_for
 from watcher.gainsight.budget import Priority
-from watcher.gainsight.client import KEY_SETTING, GainsightClient, advice_for
+from watcher.gainsight.client import KEY_SETTING, GainsightClient
 from watcher.gainsight.deletes import (
     cta_deleted_listing,
     delete_log_read,
