@@ -274,6 +274,16 @@ class SourceConfig(_Model):
             )
         if self.key in self.ignore_fields:
             raise ValueError(f"the key field {self.key!r} cannot be in ignore_fields")
+        if (
+            self.delete_log is not None
+            and self.path is not None
+            and not self.path.startswith("/v1/data/objects/query/")
+            and not (self.kind == "cta" and self.path.rstrip("/") == "/v2/cockpit/cta/list")
+        ):
+            raise ValueError(
+                f"delete_log: Gainsight has no delete feed for path {self.path!r}; remove "
+                "delete_log (full sweeps still find deletes) or the path override"
+            )
         return self
 
     @property

@@ -264,3 +264,12 @@ def test_config_errors_name_the_key_as_written_and_the_bad_value(
     assert "Input should" not in message
     assert "after validation" not in message
     assert str(tmp_path.resolve()) in message or str(tmp_path) in message
+
+
+def test_delete_log_on_a_path_without_a_delete_feed_is_refused(tmp_path: Path) -> None:
+    source = (
+        'name = "goals"\nkind = "goal"\npath = "/v1/csgoal/external/list"\npaging = "page"\n'
+        'delete_log = "*/10 * * * *"\n'
+    )
+    message = error_of(tmp_path, BASE + "\n[[sources]]\n" + source)
+    assert "sources['goals']: delete_log: Gainsight has no delete feed" in message

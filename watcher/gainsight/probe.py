@@ -160,7 +160,7 @@ async def _probe_deletes(
         return
     obj = mda_object_of(path)
     if obj is None:
-        return  # no delete feed: `watcher check` already refuses delete_log there
+        return  # no delete feed: the config refuses delete_log with such a path
     log_source, conditions = delete_log_read(source, obj, now - timedelta(days=1))
     log_source = log_source.model_copy(update={"page_size": 1})
     pages = client.iter_pages(
