@@ -428,3 +428,13 @@ async def test_datetime_condition_values_are_sent_as_iso_text() -> None:
     assert sent["where"]["conditions"][0]["value"] == ["2026-01-02T03:04:05+00:00"]
     assert sent["orderBy"] == {"Gsid": "asc"}
     assert sent["select"] == ["Gsid", "Name", "ModifiedDate"]
+
+
+async def test_a_short_page_answered_again_for_the_next_offset_ends_the_read() -> None:
+    """A server that ignores offset on a short page: the read ends with the rows once."""
+    rows = [{"Gsid": f"1P02{i}"} for i in range(3)]
+    handler, seen = sequence(json_response(200, envelope(rows)))
+    async with mock_client(handler) as client:
+        got = [r async for p in client.iter_pages(source()) for r in p.records]
+    assert got == rows
+    assert len(seen) == 2

@@ -525,6 +525,8 @@ class GainsightClient:
             reply, calls = await self._call(target, body, priority=priority)
             records = [normalize_record(r) for r in reply.records]
             if previous is not None and records and records == previous:
+                if probe is not None:
+                    return  # the short page again (offset ignored, or rows moved): the end
                 raise ApiError(
                     f"{target}: page {number + 1} repeats page {number}; the server ignores "
                     f"{'offset' if style == 'mda' else 'pageNumber'} (check the source's "
