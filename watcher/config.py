@@ -654,13 +654,20 @@ def _loc(loc: Sequence[Any], data: Mapping[str, Any] | None = None) -> str:
                 out += f"[{_source_name(data, part)}]"
             else:
                 out += f"[{part}]"
-        elif str(part) in ("webhook", "slack", "command", "python") and out.startswith("sinks"):
+        elif i == 2 and loc[0] == "sinks" and _is_sink_tag(data, loc[1], part):
             continue  # discriminated-union tag pydantic inserts; not a key the user wrote
-        elif out.startswith("sinks") and out.count(".") == 0 and i == 1:
-            out += f".{part}"
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def _is_sink_tag(data: Mapping[str, Any] | None, name: Any, part: Any) -> bool:
+    """``part`` is the ``type`` of sink ``name`` (pydantic puts it in the error path)."""
+    sinks = data.get("sinks") if data is not None else None
+    sink = sinks.get(name) if isinstance(sinks, Mapping) else None
+    if isinstance(sink, Mapping) and "type" in sink:
+        return bool(sink.get("type") == part)
+    return str(part) in ("webhook", "slack", "command", "python", "nats")
 
 
 def _source_name(data: Mapping[str, Any], index: int) -> str:
