@@ -12,8 +12,15 @@
   :class:`~watcher.errors.PermanentDispatchError` dead-letters at once;
   :class:`~watcher.errors.SinkGoneError` (HTTP 410) pauses the sink, persisted, and
   keeps the delivery pending.
-- Throttle (rule ``throttle``) is decided at dispatch time from delivered history:
-  a delivery over the limit becomes ``suppressed`` (kept, never sent).
+- Throttle (rule ``throttle``) is decided before a delivery's first attempt, in event
+  time: it is ``suppressed`` (kept, never sent) when ``max`` other events of the same
+  rule, sink (and key, ``per = "key"``) whose ``time`` lies within ``window`` before
+  its own were *delivered*. Deliveries sent but not yet confirmed (in flight, or
+  failed and retrying) hold their place: a delivery they could push over the limit
+  waits for their outcome instead of being suppressed, so a failing receiver never
+  turns into suppression, and neither does a pause or an outage (windows measure
+  event time, not delivery time). A delivery an operator retried (``explicit``) is
+  never suppressed; one that was attempted once is not judged again.
 - Digest (rule ``digest``): a rule's pending deliveries wait until ``window`` after
   the first one was queued, then go out together (Slack: one message; other sinks:
   each event, in order). Digest deliveries do not take part in per-key ordering and
@@ -30,11 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
@@ -77,7 +84,7 @@ class DispatchStats:
 class _SinkState:
     busy_keys: set[str] = field(default_factory=set)
     tasks: dict[asyncio.Task[None], list[DeliveryRow]] = field(default_factory=dict)
-    inflight_rules: Counter[tuple[str, str]] = field(default_factory=Counter)
+    inflight: dict[str, DeliveryRow] = field(default_factory=dict)
     # planned groups not started yet (one plan serves many completions: fewer queries)
     queue: deque[list[DeliveryRow]] = field(default_factory=deque)
     wake: float | None = None
@@ -225,8 +232,7 @@ class Dispatcher:
                     rows = state.tasks.pop(task)
                     for row in rows:
                         state.busy_keys.discard(row.order_key)
-                        state.inflight_rules[(row.rule, row.order_key)] -= 1
-                        state.inflight_rules[(row.rule, "")] -= 1
+                        state.inflight.pop(row.id, None)
                     try:
                         task.result()
                     except StoreError as exc:
@@ -246,8 +252,7 @@ class Dispatcher:
     def _start(self, name: str, sink: Sink, state: _SinkState, rows: list[DeliveryRow]) -> None:
         for row in rows:
             state.busy_keys.add(row.order_key)
-            state.inflight_rules[(row.rule, row.order_key)] += 1
-            state.inflight_rules[(row.rule, "")] += 1
+            state.inflight[row.id] = row
         task = asyncio.ensure_future(self._attempt(name, sink, rows))
         state.tasks[task] = rows
 
@@ -273,7 +278,7 @@ class Dispatcher:
         blocked = set(state.busy_keys)
         singles: list[DeliveryRow] = []
         digests: dict[str, list[DeliveryRow]] = {}
-        counted: Counter[tuple[str, str]] = Counter()
+        chosen: list[DeliveryRow] = []
         wake: float | None = None
         batch = sink.max_batch > 1
         for row in rows:
@@ -288,8 +293,16 @@ class Dispatcher:
                 blocked.add(row.order_key)
                 wake = row.next_attempt_at if wake is None else min(wake, row.next_attempt_at)
                 continue
-            if rule is not None and self._throttled(rule, row, state, counted, now_dt):
-                continue
+            if rule is not None and rule.throttle is not None:
+                verdict, until = self._throttle(rule, row, state, chosen)
+                if verdict == "suppressed":
+                    continue
+                if verdict == "wait":  # for an outcome; later deliveries of the key wait too
+                    blocked.add(row.order_key)
+                    if until is not None:
+                        wake = until if wake is None else min(wake, until)
+                    continue
+            chosen.append(row)
             if not batch:
                 blocked.add(row.order_key)
             singles.append(row)
@@ -310,36 +323,54 @@ class Dispatcher:
             groups.extend([row] for row in singles)
         return groups, wake
 
-    def _throttled(
-        self,
-        rule: Rule,
-        row: DeliveryRow,
-        state: _SinkState,
-        counted: Counter[tuple[str, str]],
-        now: datetime,
-    ) -> bool:
+    def _throttle(
+        self, rule: Rule, row: DeliveryRow, state: _SinkState, chosen: list[DeliveryRow]
+    ) -> tuple[Literal["send", "suppressed", "wait"], float | None]:
+        """``send`` now; ``suppressed`` (over the limit of delivered ones: marked so); or
+        ``wait`` for deliveries sent but not yet confirmed, with when to look again
+        (None: an attempt in flight here wakes the drain when it ends)."""
         throttle = rule.throttle
-        if throttle is None:
-            return False
-        scope = row.order_key if throttle.per == "key" else ""
-        since = format_utc(now - timedelta(seconds=throttle.window_seconds))
-        used = self.outbox.delivered_count(
-            rule=rule.name, sink=row.sink, since=since, order_key=scope or None
+        if throttle is None or row.explicit or row.attempts > 0:
+            return "send", None
+        scope = row.order_key if throttle.per == "key" else None
+        until = parse_iso(row.event_time) or self.clock.now()
+        after = format_utc(until - timedelta(seconds=throttle.window_seconds))
+        delivered, sent = self.outbox.throttle_usage(
+            rule=rule.name,
+            sink=row.sink,
+            after=after,
+            until=format_utc(until),
+            exclude_event=row.event_id,
+            order_key=scope,
+            limit=throttle.max,
         )
-        used += counted[(rule.name, scope)] + state.inflight_rules[(rule.name, scope)]
-        if used >= throttle.max:
+        if len(delivered) >= throttle.max:
             reason = (
                 f"throttled: rule {rule.name!r} allows {throttle.max} per "
-                f"{throttle.per} per {throttle.window}"
+                f"{throttle.per} per {throttle.window} of event time"
             )
             self.outbox.mark_suppressed(row.id, reason=reason)
             self.stats.suppressed += 1
             self.log.info(
                 "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
             )
-            return True
-        counted[(rule.name, scope)] += 1
-        return False
+            return "suppressed", None
+        waiting = set(sent) - delivered
+        lo, hi = after, format_utc(until)
+        for other in (*state.inflight.values(), *chosen):
+            if (
+                other.rule == rule.name
+                and other.event_id != row.event_id
+                and (scope is None or other.order_key == scope)
+                and lo < format_utc(parse_iso(other.event_time) or until) <= hi
+            ):
+                waiting.add(other.event_id)
+        if len(delivered) + len(waiting) < throttle.max:
+            return "send", None
+        retries = [sent[e] for e in waiting if e in sent]
+        if not retries:  # only attempts in flight here: their completion wakes the drain
+            return "wait", None
+        return "wait", max(min(retries), self.clock.now().timestamp() + 1.0)
 
     def _digest_due(
         self, rule: Rule, rows: list[DeliveryRow], now: float
@@ -372,7 +403,13 @@ class Dispatcher:
     def _items(self, rows: Sequence[DeliveryRow]) -> list[Item]:
         bodies = self.outbox.bodies(r.event_sequence for r in rows)
         return [
-            Item.from_body(r.id, r.rule, bodies.get(r.event_sequence, "{}"), self.rules.get(r.rule))
+            Item.from_body(
+                r.id,
+                r.rule,
+                bodies.get(r.event_sequence, "{}"),
+                self.rules.get(r.rule),
+                r.message_id,
+            )
             for r in rows
         ]
 
