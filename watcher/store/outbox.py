@@ -148,12 +148,16 @@ class Outbox:
             "SELECT d.event_id, MIN(d.next_attempt_at) FROM deliveries d JOIN events e "
             "ON e.sequence = d.event_sequence WHERE d.sink = ? AND d.rule = ? "
             f"AND {{status}} AND e.time > ? AND e.time <= ? AND d.event_id != ? {key} "
+            # a bound any event of the window satisfies, so only its rows are scanned
+            "AND d.event_sequence >= (SELECT MIN(sequence) FROM events INDEXED BY events_time "
+            "WHERE time > ?) "
             "GROUP BY d.event_id LIMIT ?"
         )
         params: list[Any] = [sink, rule]
         tail: list[Any] = [after, until, exclude_event]
         if order_key is not None:
             tail.append(order_key)
+        tail.append(after)
         with translate_errors("count throttled deliveries"):
             done = self.conn.execute(
                 sql.format(status="d.status = 'delivered'"), [*params, *tail, limit]
