@@ -355,8 +355,9 @@ def never_matches(rule: Rule, config: WatcherConfig) -> tuple[list[str], list[st
         for reason in dict.fromkeys(dead.values()):
             errors.append(f"{reason}; as written the rule never matches")
         return errors, warnings
+    explicit_on = "on" in rule.model_fields_set  # the default (all three) is not a choice
     for change in rule.on:
-        if len(rule.on) > 1 and all((s.name, change) in dead for s in sources):
+        if explicit_on and len(rule.on) > 1 and all((s.name, change) in dead for s in sources):
             reason = dead[(sources[0].name, change)]
             warnings.append(f"on: {change!r} never matches ({reason}); remove {change!r} from on")
     for source in sources:
