@@ -241,3 +241,54 @@ async def test_a_mass_delete_hold_reaches_slack_through_a_rule(
     assert "would delete 120 of 500 records" in message["text"]
     assert "watcher poll companies --full --allow-mass-delete" in json.dumps(message["blocks"])
     assert h.statuses() == {"delivered": 1}
+
+
+# -- the pure decision -----------------------------------------------------------------
+
+
+def _row(event: str, time: str, key: str = "companies:C1", **kw: Any) -> Any:
+    from watcher.store.outbox import DeliveryRow
+
+    fields: dict[str, Any] = {
+        "id": f"d-{event}",
+        "event_sequence": 1,
+        "event_id": event,
+        "rule": "arr-drop",
+        "sink": "crm",
+        "order_key": key,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": 0.0,
+        "last_error": None,
+        "created_at": time,
+        "delivered_at": None,
+        "event_time": time,
+    }
+    return DeliveryRow(**{**fields, **kw})
+
+
+def test_judge_table() -> None:
+    """Suppress only on delivered ones; wait on unconfirmed ones in the window; ignore
+    the delivery's own event and events outside the window or scope."""
+    from watcher.delivery.throttle import judge, needs_judging, window
+    from watcher.rules.models import Throttle
+
+    per_key = Throttle(per="key", max=1, window="1h")
+    row = _row("e2", at(1))
+    span = window(per_key, row, datetime.now(UTC))
+    assert (span.after, span.until) == (at(0), at(1))
+
+    def verdict(**kw: Any) -> Any:
+        base: dict[str, Any] = {"delivered": set(), "sent": {}, "unconfirmed": [], "now": 0.0}
+        return judge(per_key, row, span, **{**base, **kw})
+
+    assert verdict() == ("send", None)
+    assert verdict(delivered={"e1"}) == ("suppressed", None)
+    assert verdict(sent={"e1": 500.0}) == ("wait", 500.0)
+    assert verdict(unconfirmed=[_row("e1", at(0.5))]) == ("wait", None)
+    assert verdict(unconfirmed=[_row("e2", at(1))]) == ("send", None)  # its own event
+    assert verdict(unconfirmed=[_row("e1", at(0))]) == ("send", None)  # window is (after, until]
+    assert verdict(unconfirmed=[_row("e1", at(0.5), key="companies:C2")]) == ("send", None)
+    assert not needs_judging(per_key, _row("e3", at(1), explicit=True))
+    assert not needs_judging(per_key, _row("e3", at(1), attempts=2))
+    assert needs_judging(per_key, row)

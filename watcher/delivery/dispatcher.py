@@ -12,15 +12,12 @@
   :class:`~watcher.errors.PermanentDispatchError` dead-letters at once;
   :class:`~watcher.errors.SinkGoneError` (HTTP 410) pauses the sink, persisted, and
   keeps the delivery pending.
-- Throttle (rule ``throttle``) is decided before a delivery's first attempt, in event
-  time: it is ``suppressed`` (kept, never sent) when ``max`` other events of the same
-  rule, sink (and key, ``per = "key"``) whose ``time`` lies within ``window`` before
-  its own were *delivered*. Deliveries sent but not yet confirmed (in flight, or
-  failed and retrying) hold their place: a delivery they could push over the limit
-  waits for their outcome instead of being suppressed, so a failing receiver never
-  turns into suppression, and neither does a pause or an outage (windows measure
-  event time, not delivery time). A delivery an operator retried (``explicit``) is
-  never suppressed; one that was attempted once is not judged again.
+- Throttle (rule ``throttle``, :mod:`watcher.delivery.throttle`) is judged before a
+  delivery's first attempt, in event time, counting only deliveries that were sent: a
+  delivery over the limit becomes ``suppressed`` (kept, never sent); one that could be
+  pushed over it by deliveries not yet confirmed waits for their outcome. A pause, an
+  outage or a failing receiver never turns into suppression; an operator's retry is
+  never throttled.
 - Digest (rule ``digest``): a rule's pending deliveries wait until ``window`` after
   the first one was queued, then go out together (Slack: one message; other sinks:
   each event, in order). Digest deliveries do not take part in per-key ordering and
@@ -40,14 +37,14 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlite_utils import Database
 
 from watcher.clock import Clock
 from watcher.config import DEFAULT_RETRY_SCHEDULE, SinkConfig
 from watcher.dates import format_utc, parse_iso
+from watcher.delivery import throttle as throttling
 from watcher.delivery.base import MAX_RETRY_AFTER, Item, Sink
 from watcher.durations import parse_duration
 from watcher.errors import (
@@ -325,52 +322,39 @@ class Dispatcher:
 
     def _throttle(
         self, rule: Rule, row: DeliveryRow, state: _SinkState, chosen: list[DeliveryRow]
-    ) -> tuple[Literal["send", "suppressed", "wait"], float | None]:
-        """``send`` now; ``suppressed`` (over the limit of delivered ones: marked so); or
-        ``wait`` for deliveries sent but not yet confirmed, with when to look again
-        (None: an attempt in flight here wakes the drain when it ends)."""
+    ) -> tuple[throttling.Verdict, float | None]:
+        """:func:`watcher.delivery.throttle.judge` on the store's counts; a suppressed
+        delivery is marked so and logged."""
         throttle = rule.throttle
-        if throttle is None or row.explicit or row.attempts > 0:
+        if throttle is None or not throttling.needs_judging(throttle, row):
             return "send", None
-        scope = row.order_key if throttle.per == "key" else None
-        until = parse_iso(row.event_time) or self.clock.now()
-        after = format_utc(until - timedelta(seconds=throttle.window_seconds))
+        span = throttling.window(throttle, row, self.clock.now())
         delivered, sent = self.outbox.throttle_usage(
             rule=rule.name,
             sink=row.sink,
-            after=after,
-            until=format_utc(until),
+            after=span.after,
+            until=span.until,
             exclude_event=row.event_id,
-            order_key=scope,
+            order_key=span.order_key,
             limit=throttle.max,
         )
-        if len(delivered) >= throttle.max:
-            reason = (
-                f"throttled: rule {rule.name!r} allows {throttle.max} per "
-                f"{throttle.per} per {throttle.window} of event time"
-            )
+        verdict, wake = throttling.judge(
+            throttle,
+            row,
+            span,
+            delivered=delivered,
+            sent=sent,
+            unconfirmed=[*state.inflight.values(), *chosen],
+            now=self.clock.now().timestamp(),
+        )
+        if verdict == "suppressed":
+            reason = throttling.reason(rule.name, throttle)
             self.outbox.mark_suppressed(row.id, reason=reason)
             self.stats.suppressed += 1
             self.log.info(
                 "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
             )
-            return "suppressed", None
-        waiting = set(sent) - delivered
-        lo, hi = after, format_utc(until)
-        for other in (*state.inflight.values(), *chosen):
-            if (
-                other.rule == rule.name
-                and other.event_id != row.event_id
-                and (scope is None or other.order_key == scope)
-                and lo < format_utc(parse_iso(other.event_time) or until) <= hi
-            ):
-                waiting.add(other.event_id)
-        if len(delivered) + len(waiting) < throttle.max:
-            return "send", None
-        retries = [sent[e] for e in waiting if e in sent]
-        if not retries:  # only attempts in flight here: their completion wakes the drain
-            return "wait", None
-        return "wait", max(min(retries), self.clock.now().timestamp() + 1.0)
+        return verdict, wake
 
     def _digest_due(
         self, rule: Rule, rows: list[DeliveryRow], now: float

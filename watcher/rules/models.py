@@ -237,6 +237,11 @@ class Condition(_Model):
                     f"(found {', '.join(groups + ops + (['field'] if self.field else []))}); "
                     "put field conditions inside the group"
                 )
+            if self.ignore_case:
+                raise ValueError(
+                    "ignore_case belongs in a field condition, next to the operators it "
+                    "changes, e.g. { field = 'Stage', eq = 'risk', ignore_case = true }"
+                )
             if self.any is not None and not self.any:
                 raise ValueError("any = [] never matches; list at least one condition")
             if self.all is not None and not self.all:
