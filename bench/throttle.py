@@ -1,13 +1,15 @@
 """Time one throttle decision's store query on a long delivered history.
 
-Usage: ``.venv/bin/python bench/throttle.py [N]`` (default 100,000 delivered rows of one
-rule and sink, 500 records, one event every 30 s). Prints milliseconds per
-``Outbox.throttle_usage`` call for ``per = "rule"`` and ``per = "key"`` with a 1 h window.
+    .venv/bin/python bench/throttle.py [--rows 100000]
+
+A store with ``--rows`` delivered deliveries of one rule and sink (500 records, one
+event every 30 s); prints milliseconds per ``Outbox.throttle_usage`` call (the store
+query behind one throttle decision) for ``per = "rule"`` and ``per = "key"``, 1 h window.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -62,4 +64,6 @@ def main(rows: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    parser = argparse.ArgumentParser(description="time one throttle decision's store query")
+    parser.add_argument("--rows", type=int, default=100_000, help="delivered rows in history")
+    main(parser.parse_args().rows)

@@ -168,7 +168,12 @@ class Dispatcher:
         woken = self._sink_wakes[name]
         while not stop.is_set():
             woken.clear()
-            await self._drain(name, settle=False)
+            try:
+                await self._drain(name, settle=False)
+            except StoreError as exc:  # the store cannot be read (locked, damaged): next round
+                self.log.error(  # noqa: TRY400  # the message says it all; no trace
+                    "dispatcher.store_error", sink=name, error=redact(str(exc))
+                )
             if stop.is_set():
                 return
             due = self._next_wake.get(name)
