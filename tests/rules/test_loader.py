@@ -382,3 +382,37 @@ def test_watcher_check_prints_rule_warnings_and_exits_0_errors_exit_2(
     assert main(["--config", str(tmp_path / "watcher.toml"), "check"]) == 2
     err = capsys.readouterr().err
     assert "on: 'modified' is not one of created, updated, deleted, delete_held" in err
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            'name = "bad name!"\nsources = ["companies"]\nsinks = ["crm"]',
+            "rules[0] ('bad name!'): name: 'bad name!' is not a valid name; use letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit",
+        ),
+        (
+            'name = "r"\nsources = "companies"\nsinks = ["crm"]',
+            "rules[0] ('r'): sources: expected a list, not 'companies'",
+        ),
+        (
+            'name = "r"\nsources = ["companies"]\nsinks = ["crm"]\nthrottle = 5',
+            "rules[0] ('r'): throttle: expected a table, not 5",
+        ),
+        (
+            'name = "r"\nsources = ["companies"]\nsinks = ["crm"]\nwhen = [{ field = "" , eq = 1}]',
+            "rules[0] ('r'): when[0].field: is empty; write a value",
+        ),
+        (
+            'name = "r"\nsources = ["companies"]\nsinks = ["crm"]\n'
+            "when = [{ field = 'A', contains = { a = 1 } }]",
+            "rules[0] ('r'): when[0].contains: { a = 1 }: expected a number, text, true/false "
+            "or a date",
+        ),
+    ],
+)
+def test_shape_errors_say_what_was_written_and_what_is_expected(
+    tmp_path: Path, lines: str, expected: str
+) -> None:
+    assert _errors(tmp_path, "[[rules]]\n" + lines + "\n") == [expected]

@@ -158,6 +158,15 @@ def _message(loc: Sequence[Any], errors: list[Any]) -> str:
         limit = ctx.get("gt", ctx.get("ge", ctx.get("le")))
         shown = f"{limit:g}" if isinstance(limit, int | float) else limit
         return f"{written(value)} is out of range; it must be {bound} {shown}"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{written(value)} is not a valid name; use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if kind == "string_too_short":
+        return "is empty; write a value"
+    if kind == "string_too_long":
+        return f"is too long; at most {first.get('ctx', {}).get('max_length')} characters"
     if kind == "value_error":
         return str(first.get("msg", "invalid")).removeprefix("Value error, ")
     kinds = [k for k in dict.fromkeys(_kind_of(str(e.get("type"))) for e in errors) if k]

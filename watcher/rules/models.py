@@ -114,6 +114,8 @@ def written(value: Any) -> str:
         return "inf" if value > 0 else "-inf"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(written(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {written(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 
