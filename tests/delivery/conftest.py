@@ -118,13 +118,17 @@ def harness(
         h.db.conn.close()
 
 
-def arr_change(key: str, old: float, new: float, n: int = 0) -> dict[str, Any]:
-    """An Arr update of company ``key``; ``n`` makes the event id unique."""
+def arr_change(
+    key: str, old: float, new: float, n: int = 0, *, time: str | None = None
+) -> dict[str, Any]:
+    """An Arr update of company ``key``; ``n`` makes the event id unique; ``time`` is
+    when the change was seen (the event's ``time``)."""
     ev = event(
         "updated",
         key=key,
         before={"Gsid": key, "Name": f"Company {key}", "Arr": old},
         after={"Gsid": key, "Name": f"Company {key}", "Arr": new},
+        **({"time": time} if time else {}),
     )
     ev["id"] = f"evt-{key}-{n}"
     return ev

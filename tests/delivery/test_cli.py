@@ -150,3 +150,88 @@ def test_replay_queues_past_matching_events_again(
     assert len(rows) == 2
     assert {r.event_id for r in rows} == {"evt-C1-0"}
     assert run(project, "replay", "--since", "yesterday") == 2
+
+
+def test_rules_test_says_which_condition_failed_for_a_rule_that_did_not_match(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9: for a rule that did not match, ``rules test`` names the failing condition
+    and the values it saw."""
+    (project / "rules" / "b.toml").write_text(
+        '[[rules]]\nname = "churn"\nsources = ["companies"]\non = ["updated"]\n'
+        'sinks = ["crm"]\nwhen = [{ field = "Name", contains = "Acme" },'
+        ' { any = [{ field = "Stage", to = "Will Churn" }, { field = "Arr", lt = 10 }] }]\n'
+        '[[rules]]\nname = "deletes"\nsources = ["companies"]\non = ["deleted"]\n'
+        'sinks = ["crm"]\n'
+    )
+    event_file = project / "event.json"
+    event_file.write_text(json.dumps(arr_change("C1", 1000.0, 950.0)))
+    assert run(project, "rules", "test", "--event", str(event_file)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "rule arr-drop does not match: when[0]: Arr decreased_by_pct = 10 does not hold "
+        "(Arr: 1000.0 -> 950.0)" in out
+    )
+    assert (
+        'rule churn does not match: when[0]: Name contains = "Acme" does not hold '
+        '(Name is "Company C1", unchanged)' in out
+    )
+    assert 'rule deletes does not match: change "updated" is not in on ["deleted"]' in out
+    assert "no rule matches" in out
+
+
+def test_rules_test_treats_a_hand_written_event_like_a_real_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ``data.change``, no ``changes``, no ``time``: matched as the daemon would."""
+    event_file = project / "event.json"
+    event_file.write_text(
+        json.dumps(
+            {
+                "id": "hand-1",
+                "type": "gainsight.company.updated",
+                "data": {
+                    "source": "companies",
+                    "key": "C9",
+                    "before": {"Arr": 1000.30},
+                    "after": {"Arr": 900.27},
+                },
+            }
+        )
+    )
+    assert run(project, "rules", "test", "--event", str(event_file)) == 0
+    out = capsys.readouterr().out
+    assert "(no time in the event: taken as now," in out
+    assert "rule arr-drop matches" in out
+
+
+def test_replay_keeps_webhook_ids_unless_new_ids(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit(project, arr_change("C1", 1000.0, 800.0))
+    assert run(project, "replay", "--since", "2000-01-01", "--sink", "crm") == 0
+    assert "with their original webhook-ids" in capsys.readouterr().out
+    assert run(project, "replay", "--since", "2000-01-01", "--sink", "crm", "--new-ids") == 0
+    assert "with new webhook-ids" in capsys.readouterr().out
+    db = open_database(project / "w.db")
+    rows = [r for r in Outbox(db).list_deliveries(sink="crm") if "/replay-" in r.id]
+    db.conn.close()
+    ids = sorted(r.message_id or "" for r in rows)
+    assert ids[0] == ""  # the plain replay: the event id is the webhook-id
+    assert ids[1].startswith("replay-")
+
+
+def test_an_explicit_retry_from_the_cli_marks_the_delivery_unthrottled(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit(project, arr_change("C1", 1000.0, 800.0))
+    db = open_database(project / "w.db")
+    outbox = Outbox(db)
+    row = outbox.list_deliveries(sink="crm")[0]
+    outbox.mark_suppressed(row.id, reason="throttled")
+    assert run(project, "deliveries", "retry", row.id) == 0
+    assert "sent whatever the throttle says" in capsys.readouterr().out
+    again = outbox.get(row.id)
+    db.conn.close()
+    assert again is not None
+    assert (again.status, again.explicit) == ("pending", True)

@@ -173,7 +173,7 @@ async def test_throttle_suppresses_over_the_limit_per_key(
     await h.dispatcher.run_until_idle()
     assert h.statuses() == {"delivered": 2, "suppressed": 1}
     h.clock.advance(3601)
-    h.commit(arr_change("C1", 20.0, 10.0, 4))
+    h.commit(arr_change("C1", 20.0, 10.0, 4, time="2026-11-23T17:00:01.000Z"))  # 1h later
     await h.dispatcher.run_until_idle()
     assert h.statuses() == {"delivered": 3, "suppressed": 1}
 

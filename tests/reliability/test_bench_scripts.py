@@ -17,6 +17,7 @@ SCRIPTS = [
     "page_calls.py",
     "sim_serve.py",
     "sweep.py",
+    "throttle.py",
 ]
 
 

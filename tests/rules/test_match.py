@@ -70,7 +70,8 @@ TABLE = [
     ({"field": "Arr", "eq": 7}, DELETED, True, "deleted events read before"),
     ({"field": "Stage", "eq": "Mature"}, DELETED, True, "deleted: before value"),
     ({"field": "Arr", "eq": 5}, CREATED, True, "created: after value"),
-    ({"field": "Arr", "changed": True}, CREATED, False, "created: changes map is empty"),
+    ({"field": "Arr", "changed": True}, CREATED, True, "created: a value is a change from none"),
+    ({"field": "Csm", "changed": False}, CREATED, True, "created: an empty field did not change"),
     (
         {"any": [{"field": "Arr", "eq": 1}, {"field": "Stage", "eq": "Will Churn"}]},
         STAGE,

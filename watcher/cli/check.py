@@ -70,6 +70,8 @@ def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
     from watcher.rules.loader import load_rules
 
     ruleset = load_rules(config, base_dir=base_dir)
+    for warning in ruleset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return f", {len(ruleset)} rule(s)"
 
 

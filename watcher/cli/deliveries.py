@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)"
     )
     lister.set_defaults(handler=run_list)
-    retry = dsub.add_parser("retry", help="queue a delivery (or every dead one) again")
+    retry = dsub.add_parser(
+        "retry", help="queue a delivery (or every dead one) again; it is never throttled"
+    )
     target = retry.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", help="delivery id")
     target.add_argument("--dead", action="store_true", help="every dead delivery")
@@ -63,5 +65,5 @@ def run_retry(args: argparse.Namespace) -> int:
     if not outbox.retry(args.id, now):
         print(f"error: no delivery with id {args.id!r}; see 'watcher deliveries list'")
         return 1
-    print(f"queued delivery {args.id} again")
+    print(f"queued delivery {args.id} again (an explicit retry: sent whatever the throttle says)")
     return 0

@@ -1,8 +1,11 @@
-"""``watcher replay --since TIME [--rule R] [--sink S]``: queue past events again.
+"""``watcher replay --since TIME [--rule R] [--sink S] [--new-ids]``: queue past events again.
 
 Past events (``time`` at or after TIME) are matched against the current rules and
-new pending deliveries are queued; the events keep their ids, so receivers can
-recognise a repeat.
+new pending deliveries are queued. The events keep their ids, and a webhook gets the
+same ``webhook-id`` as the first time (Standard Webhooks' idempotency key: a receiver
+that dedupes on it treats the replay as the resend it is). ``--new-ids`` gives each
+replayed event a new ``webhook-id`` (the body is unchanged), for receivers that
+should take a deliberate replay.
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--since", required=True, metavar="TIME", help="ISO time or '2h', '3d'")
     parser.add_argument("--rule", help="only this rule (even if disabled)")
     parser.add_argument("--sink", help="only this sink")
+    parser.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="send each replayed event with a new webhook-id, so receivers that drop "
+        "repeated ids take it (default: the original id, a replay is a resend)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import uuid
+
     from watcher.cli._outbox import check_name, load, open_outbox
     from watcher.clock import SystemClock
     from watcher.dates import format_utc, parse_when
@@ -41,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         routes = [
             (rule.name, sink)
             for rule in rules
-            if rule_matches(rule, event)
+            if rule_matches(rule, event, ctx.rules.zones)
             for sink in rule.sinks
             if args.sink is None or sink == args.sink
         ]
@@ -54,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
             routes=routes,
             now=now,
             tag="replay",
+            message_id=f"replay-{uuid.uuid4()}" if args.new_ids else None,
         )
         events += 1
         queued += len(routes)
-    print(f"replay: queued {queued} deliveries for {events} event(s) since {format_utc(since)}")
+    ids = "new webhook-ids" if args.new_ids else "their original webhook-ids"
+    print(
+        f"replay: queued {queued} deliveries for {events} event(s) since {format_utc(since)}, "
+        f"with {ids}"
+    )
     return 0

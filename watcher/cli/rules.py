@@ -1,8 +1,11 @@
 """``watcher rules list`` / ``watcher rules test (--event FILE | --last N)``.
 
 ``rules test`` has no side effects: it reads the event file or the store (read-only),
-matches, and prints the exact payload each sink would get. Throttle and digest are
-decided at delivery time and are not applied here.
+matches, and prints the exact payload each sink would get, and for each rule of the
+event's source that does not match, the first thing that did not hold. A hand-written
+event is matched exactly as the daemon would match it (a missing ``time`` is taken
+as now, and said). Throttle and digest are decided at delivery time and are not
+applied here.
 """
 
 from __future__ import annotations
@@ -101,20 +104,31 @@ def _read_events(args: argparse.Namespace, ctx: Any) -> list[dict[str, Any]]:
 def run_test(args: argparse.Namespace) -> int:
     from watcher.cli._outbox import load
     from watcher.clock import SystemClock
+    from watcher.dates import format_utc
     from watcher.delivery.base import Item
     from watcher.delivery.sinks import build_preview_sinks
-    from watcher.rules.match import matching_rules
+    from watcher.rules.match import matching_rules, why_not
 
     ctx = load(args)
     events = _read_events(args, ctx)
-    sinks = build_preview_sinks(ctx.config, clock=SystemClock())
-    for event in events:
+    clock = SystemClock()
+    sinks = build_preview_sinks(ctx.config, clock=clock)
+    for raw in events:
+        event = raw if isinstance(raw.get("time"), str) else {**raw, "time": None}
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         assert isinstance(data, dict)
         seq = f" (sequence {event['sequence']})" if "sequence" in event else ""
-        where = f"{data.get('source')}:{data.get('key')}"
+        where = f"{data.get('source')}:{data.get('key', event.get('subject'))}"
         print(f"event {event.get('id')} {event.get('type')} {where}{seq}")
+        if event["time"] is None:
+            event["time"] = format_utc(clock.now())
+            print(f"  (no time in the event: taken as now, {event['time']})")
         matched = matching_rules(ctx.rules, event)
+        for rule in ctx.rules:
+            if rule in matched or data.get("source") not in rule.sources:
+                continue
+            why = "disabled" if not rule.enabled else why_not(rule, event, ctx.rules.zones)
+            print(f"  rule {rule.name} does not match: {why}")
         if not matched:
             print("  no rule matches")
             continue

@@ -29,23 +29,36 @@ MAX_RETRY_AFTER = 24 * 3600.0
 
 @dataclass(frozen=True)
 class Item:
-    """One delivery: its id, the event (parsed and as stored) and the rule that routed it."""
+    """One delivery: its id, the event (parsed and as stored) and the rule that routed it.
+    ``message_id``: the id receivers see (``webhook-id``) when it is not the event id."""
 
     delivery_id: str
     rule_name: str
     body: str
     event: dict[str, Any]
     rule: Rule | None = None
+    message_id: str | None = None
 
     @classmethod
     def from_body(
-        cls, delivery_id: str, rule_name: str, body: str, rule: Rule | None = None
+        cls,
+        delivery_id: str,
+        rule_name: str,
+        body: str,
+        rule: Rule | None = None,
+        message_id: str | None = None,
     ) -> Item:
-        return cls(delivery_id, rule_name, body, json.loads(body), rule)
+        return cls(delivery_id, rule_name, body, json.loads(body), rule, message_id)
 
     @property
     def event_id(self) -> str:
         return str(self.event.get("id", ""))
+
+    @property
+    def webhook_id(self) -> str:
+        """The event id (a redelivery or replay repeats it, as Standard Webhooks intends),
+        or the new id a ``watcher replay --new-ids`` gave this delivery."""
+        return self.message_id or self.event_id
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,12 @@
   :class:`~watcher.errors.PermanentDispatchError` dead-letters at once;
   :class:`~watcher.errors.SinkGoneError` (HTTP 410) pauses the sink, persisted, and
   keeps the delivery pending.
-- Throttle (rule ``throttle``) is decided at dispatch time from delivered history:
-  a delivery over the limit becomes ``suppressed`` (kept, never sent).
+- Throttle (rule ``throttle``, :mod:`watcher.delivery.throttle`) is judged before a
+  delivery's first attempt, in event time, counting only deliveries that were sent: a
+  delivery over the limit becomes ``suppressed`` (kept, never sent); one that could be
+  pushed over it by deliveries not yet confirmed waits for their outcome. A pause, an
+  outage or a failing receiver never turns into suppression; an operator's retry is
+  never throttled.
 - Digest (rule ``digest``): a rule's pending deliveries wait until ``window`` after
   the first one was queued, then go out together (Slack: one message; other sinks:
   each event, in order). Digest deliveries do not take part in per-key ordering and
@@ -30,10 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -41,6 +44,7 @@ from sqlite_utils import Database
 from watcher.clock import Clock
 from watcher.config import DEFAULT_RETRY_SCHEDULE, SinkConfig
 from watcher.dates import format_utc, parse_iso
+from watcher.delivery import throttle as throttling
 from watcher.delivery.base import MAX_RETRY_AFTER, Item, Sink
 from watcher.durations import parse_duration
 from watcher.errors import (
@@ -77,7 +81,7 @@ class DispatchStats:
 class _SinkState:
     busy_keys: set[str] = field(default_factory=set)
     tasks: dict[asyncio.Task[None], list[DeliveryRow]] = field(default_factory=dict)
-    inflight_rules: Counter[tuple[str, str]] = field(default_factory=Counter)
+    inflight: dict[str, DeliveryRow] = field(default_factory=dict)
     # planned groups not started yet (one plan serves many completions: fewer queries)
     queue: deque[list[DeliveryRow]] = field(default_factory=deque)
     wake: float | None = None
@@ -164,7 +168,12 @@ class Dispatcher:
         woken = self._sink_wakes[name]
         while not stop.is_set():
             woken.clear()
-            await self._drain(name, settle=False)
+            try:
+                await self._drain(name, settle=False)
+            except StoreError as exc:  # the store cannot be read (locked, damaged): next round
+                self.log.error(  # noqa: TRY400  # the message says it all; no trace
+                    "dispatcher.store_error", sink=name, error=redact(str(exc))
+                )
             if stop.is_set():
                 return
             due = self._next_wake.get(name)
@@ -225,8 +234,7 @@ class Dispatcher:
                     rows = state.tasks.pop(task)
                     for row in rows:
                         state.busy_keys.discard(row.order_key)
-                        state.inflight_rules[(row.rule, row.order_key)] -= 1
-                        state.inflight_rules[(row.rule, "")] -= 1
+                        state.inflight.pop(row.id, None)
                     try:
                         task.result()
                     except StoreError as exc:
@@ -246,8 +254,7 @@ class Dispatcher:
     def _start(self, name: str, sink: Sink, state: _SinkState, rows: list[DeliveryRow]) -> None:
         for row in rows:
             state.busy_keys.add(row.order_key)
-            state.inflight_rules[(row.rule, row.order_key)] += 1
-            state.inflight_rules[(row.rule, "")] += 1
+            state.inflight[row.id] = row
         task = asyncio.ensure_future(self._attempt(name, sink, rows))
         state.tasks[task] = rows
 
@@ -273,7 +280,7 @@ class Dispatcher:
         blocked = set(state.busy_keys)
         singles: list[DeliveryRow] = []
         digests: dict[str, list[DeliveryRow]] = {}
-        counted: Counter[tuple[str, str]] = Counter()
+        chosen: list[DeliveryRow] = []
         wake: float | None = None
         batch = sink.max_batch > 1
         for row in rows:
@@ -288,8 +295,16 @@ class Dispatcher:
                 blocked.add(row.order_key)
                 wake = row.next_attempt_at if wake is None else min(wake, row.next_attempt_at)
                 continue
-            if rule is not None and self._throttled(rule, row, state, counted, now_dt):
-                continue
+            if rule is not None and rule.throttle is not None:
+                verdict, until = self._throttle(rule, row, state, chosen)
+                if verdict == "suppressed":
+                    continue
+                if verdict == "wait":  # for an outcome; later deliveries of the key wait too
+                    blocked.add(row.order_key)
+                    if until is not None:
+                        wake = until if wake is None else min(wake, until)
+                    continue
+            chosen.append(row)
             if not batch:
                 blocked.add(row.order_key)
             singles.append(row)
@@ -310,36 +325,41 @@ class Dispatcher:
             groups.extend([row] for row in singles)
         return groups, wake
 
-    def _throttled(
-        self,
-        rule: Rule,
-        row: DeliveryRow,
-        state: _SinkState,
-        counted: Counter[tuple[str, str]],
-        now: datetime,
-    ) -> bool:
+    def _throttle(
+        self, rule: Rule, row: DeliveryRow, state: _SinkState, chosen: list[DeliveryRow]
+    ) -> tuple[throttling.Verdict, float | None]:
+        """:func:`watcher.delivery.throttle.judge` on the store's counts; a suppressed
+        delivery is marked so and logged."""
         throttle = rule.throttle
-        if throttle is None:
-            return False
-        scope = row.order_key if throttle.per == "key" else ""
-        since = format_utc(now - timedelta(seconds=throttle.window_seconds))
-        used = self.outbox.delivered_count(
-            rule=rule.name, sink=row.sink, since=since, order_key=scope or None
+        if throttle is None or not throttling.needs_judging(throttle, row):
+            return "send", None
+        span = throttling.window(throttle, row, self.clock.now())
+        delivered, sent = self.outbox.throttle_usage(
+            rule=rule.name,
+            sink=row.sink,
+            after=span.after,
+            until=span.until,
+            exclude_event=row.event_id,
+            order_key=span.order_key,
+            limit=throttle.max,
         )
-        used += counted[(rule.name, scope)] + state.inflight_rules[(rule.name, scope)]
-        if used >= throttle.max:
-            reason = (
-                f"throttled: rule {rule.name!r} allows {throttle.max} per "
-                f"{throttle.per} per {throttle.window}"
-            )
+        verdict, wake = throttling.judge(
+            throttle,
+            row,
+            span,
+            delivered=delivered,
+            sent=sent,
+            unconfirmed=[*state.inflight.values(), *chosen],
+            now=self.clock.now().timestamp(),
+        )
+        if verdict == "suppressed":
+            reason = throttling.reason(rule.name, throttle)
             self.outbox.mark_suppressed(row.id, reason=reason)
             self.stats.suppressed += 1
             self.log.info(
                 "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
             )
-            return True
-        counted[(rule.name, scope)] += 1
-        return False
+        return verdict, wake
 
     def _digest_due(
         self, rule: Rule, rows: list[DeliveryRow], now: float
@@ -372,7 +392,13 @@ class Dispatcher:
     def _items(self, rows: Sequence[DeliveryRow]) -> list[Item]:
         bodies = self.outbox.bodies(r.event_sequence for r in rows)
         return [
-            Item.from_body(r.id, r.rule, bodies.get(r.event_sequence, "{}"), self.rules.get(r.rule))
+            Item.from_body(
+                r.id,
+                r.rule,
+                bodies.get(r.event_sequence, "{}"),
+                self.rules.get(r.rule),
+                r.message_id,
+            )
             for r in rows
         ]
 

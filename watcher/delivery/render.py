@@ -109,12 +109,23 @@ def shown_changes(changes: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(str(name), entry) for name, entry in changes.items() if str(name) not in labels]
 
 
+def held_text(data: Mapping[str, Any]) -> str:
+    """What a ``gainsight.watcher.delete_held`` event says, in one plain sentence."""
+    return (
+        f"a sweep would delete {data.get('held')} of {data.get('total')} records "
+        f"(limit {format_value(data.get('max_delete_fraction'))} of them); the deletes are "
+        f"held, nothing was deleted. Apply them with: {data.get('apply_with')}"
+    )
+
+
 def change_lines(event: Mapping[str, Any]) -> list[str]:
     """One mrkdwn line per changed field (or the record's main fields when created)."""
     data = _data(event)
     change = data.get("change")
     changes = data.get("changes")
     lines = []
+    if change == "delete_held":
+        return [escape(held_text(data))]
     if change == "updated" and isinstance(changes, Mapping) and changes:
         for name, entry in shown_changes(changes):
             old = entry.get("old") if isinstance(entry, Mapping) else None
@@ -224,6 +235,8 @@ def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
                 parts.append(f"{name} {format_value(old)} → {format_value(new)}")
             more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
             text = f"{record_name(event)}: {'; '.join(parts)}{more}"
+        elif data.get("change") == "delete_held":
+            text = f"{data.get('source')}: {held_text(data)}"
         else:
             obj = str(data.get("object", "record"))
             text = f"{record_name(event)}: {OBJECT_LABELS.get(obj, obj)} {data.get('change', '')}"

@@ -130,6 +130,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        4,
+        "deliveries: operator retries that skip the throttle, replay message ids",
+        (
+            "ALTER TABLE deliveries ADD COLUMN explicit INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE deliveries ADD COLUMN message_id TEXT",
+            "CREATE INDEX deliveries_throttle ON deliveries (sink, rule, status, event_sequence)",
+        ),
+    ),
 )
 
 

@@ -5,6 +5,10 @@ event's own transaction) and by ``watcher replay``; this module reads and update
 them for the dispatcher and the CLI. Every write goes through
 :func:`watcher.store.db.transaction`. Times: ``next_attempt_at`` is epoch seconds,
 ``created_at`` / ``delivered_at`` / ``paused_at`` canonical ISO text.
+
+``explicit = 1`` marks a delivery an operator asked for (``deliveries retry``): the
+throttle never suppresses it. ``message_id`` is the id receivers see as
+``webhook-id`` when it is not the event id (``watcher replay --new-ids``).
 """
 
 # ruff: noqa: S608  # SQL text only interpolates "?" placeholders and fixed column lists
@@ -38,7 +42,10 @@ class DeliveryRow:
     last_error: str | None
     created_at: str
     delivered_at: str | None
-    body: str | None = None
+    explicit: bool = False
+    message_id: str | None = None
+    #: the event's ``time`` (throttle windows are measured in event time)
+    event_time: str = ""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> DeliveryRow:
@@ -55,14 +62,18 @@ class DeliveryRow:
             last_error=row[9],
             created_at=row[10],
             delivered_at=row[11],
-            body=row[12] if len(row) > 12 else None,
+            explicit=bool(row[12]),
+            message_id=row[13],
+            event_time=row[14] or row[10],
         )
 
 
 _COLUMNS = (
     "d.id, d.event_sequence, d.event_id, d.rule, d.sink, d.order_key, d.status, d.attempts, "
-    "d.next_attempt_at, d.last_error, d.created_at, d.delivered_at"
+    "d.next_attempt_at, d.last_error, d.created_at, d.delivered_at, d.explicit, d.message_id, "
+    "e.time"
 )
+_FROM = "FROM deliveries d LEFT JOIN events e ON e.sequence = d.event_sequence"
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ class Outbox:
         marks, names = _marks(exclude_rules)
         skip = f"AND d.rule NOT IN ({marks})" if names else ""
         sql = (
-            f"SELECT {_COLUMNS} FROM deliveries d "
+            f"SELECT {_COLUMNS} {_FROM} "
             f"WHERE d.status = 'pending' AND d.sink = ? {skip} "
             "ORDER BY d.event_sequence, d.id LIMIT ?"
         )
@@ -117,26 +128,50 @@ class Outbox:
             ).fetchall()
         return sorted(r[0] for r in rows)
 
-    def delivered_count(
-        self, *, rule: str, sink: str, since: str, order_key: str | None = None
-    ) -> int:
-        """Deliveries of ``rule`` to ``sink`` (one key if given) delivered since ``since``."""
+    def throttle_usage(
+        self,
+        *,
+        rule: str,
+        sink: str,
+        after: str,
+        until: str,
+        exclude_event: str,
+        order_key: str | None = None,
+        limit: int,
+    ) -> tuple[set[str], dict[str, float]]:
+        """Other events whose ``time`` is in ``(after, until]`` that ``rule`` sent to
+        ``sink`` (one key if given): the ids of delivered ones (at most ``limit``), and
+        of ones still pending after an attempt (sent, not yet confirmed) with their
+        next attempt (epoch s)."""
+        key = "AND d.order_key = ?" if order_key is not None else ""
         sql = (
-            "SELECT COUNT(*) FROM deliveries WHERE rule = ? AND sink = ? "
-            "AND status = 'delivered' AND delivered_at >= ?"
+            "SELECT d.event_id, MIN(d.next_attempt_at) FROM deliveries d JOIN events e "
+            "ON e.sequence = d.event_sequence WHERE d.sink = ? AND d.rule = ? "
+            f"AND {{status}} AND e.time > ? AND e.time <= ? AND d.event_id != ? {key} "
+            # a bound any event of the window satisfies, so only its rows are scanned
+            "AND d.event_sequence >= (SELECT MIN(sequence) FROM events INDEXED BY events_time "
+            "WHERE time > ?) "
+            "GROUP BY d.event_id LIMIT ?"
         )
-        params: list[Any] = [rule, sink, since]
+        params: list[Any] = [sink, rule]
+        tail: list[Any] = [after, until, exclude_event]
         if order_key is not None:
-            sql += " AND order_key = ?"
-            params.append(order_key)
-        with translate_errors("count deliveries"):
-            row = self.conn.execute(sql, params).fetchone()
-        return int(row[0])
+            tail.append(order_key)
+        tail.append(after)
+        with translate_errors("count throttled deliveries"):
+            done = self.conn.execute(
+                sql.format(status="d.status = 'delivered'"), [*params, *tail, limit]
+            ).fetchall()
+            sent = self.conn.execute(
+                sql.format(status="d.status = 'pending' AND d.attempts > 0"),
+                [*params, *tail, -1],
+            ).fetchall()
+        return {r[0] for r in done}, {r[0]: float(r[1] or 0.0) for r in sent}
 
     def get(self, delivery_id: str) -> DeliveryRow | None:
         with translate_errors("read delivery"):
             row = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM deliveries d WHERE d.id = ?", [delivery_id]
+                f"SELECT {_COLUMNS} {_FROM} WHERE d.id = ?", [delivery_id]
             ).fetchone()
         return None if row is None else DeliveryRow.from_row(row)
 
@@ -153,8 +188,7 @@ class Outbox:
             params.append(sink)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         sql = (
-            f"SELECT {_COLUMNS} FROM deliveries d {clause} "
-            "ORDER BY d.event_sequence DESC, d.id DESC LIMIT ?"
+            f"SELECT {_COLUMNS} {_FROM} {clause} ORDER BY d.event_sequence DESC, d.id DESC LIMIT ?"
         )
         with translate_errors("list deliveries"):
             rows = self.conn.execute(sql, [*params, limit]).fetchall()
@@ -215,19 +249,20 @@ class Outbox:
     # -- operator actions ------------------------------------------------------------
 
     def retry(self, delivery_id: str, now: datetime) -> bool:
-        """Queue a dead/suppressed/delivered delivery again (fresh attempts)."""
+        """Queue a dead/suppressed/delivered delivery again (fresh attempts). An operator
+        asked for it: it is sent whatever the rule's throttle says."""
         with transaction(self.conn, "retry delivery"):
             cur = self.conn.execute(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-                "delivered_at = NULL WHERE id = ?",
+                "delivered_at = NULL, explicit = 1 WHERE id = ?",
                 [now.timestamp(), delivery_id],
             )
         return cur.rowcount > 0
 
     def retry_dead(self, now: datetime, *, sink: str | None = None) -> int:
         sql = (
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ? "
-            "WHERE status = 'dead'"
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+            "explicit = 1 WHERE status = 'dead'"
         )
         params: list[Any] = [now.timestamp()]
         if sink:
@@ -246,23 +281,25 @@ class Outbox:
         routes: Iterable[tuple[str, str]],
         now: datetime,
         tag: str = "",
+        message_id: str | None = None,
     ) -> list[str]:
-        """Insert pending rows for ``routes`` (used by replay); returns their ids."""
+        """Insert pending rows for ``routes`` (used by replay); returns their ids.
+        ``message_id``: the id receivers see instead of the event id (``--new-ids``)."""
         ids = []
         rows = []
-        for rule, sink in routes:
+        for rule, sink in dict.fromkeys(routes):  # one row per route, even if listed twice
             suffix = f"/{tag}-{uuid.uuid4().hex[:12]}" if tag else ""
             delivery_id = f"{event_id}/{rule}/{sink}{suffix}"
             ids.append(delivery_id)
             rows.append(
                 (delivery_id, event_sequence, event_id, rule, sink, order_key,
-                 now.timestamp(), format_utc(now))
+                 now.timestamp(), format_utc(now), message_id)
             )  # fmt: skip
         with transaction(self.conn, "queue deliveries"):
             self.conn.executemany(
                 "INSERT INTO deliveries (id, event_sequence, event_id, rule, sink, order_key, "
-                "status, attempts, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                "status, attempts, next_attempt_at, created_at, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
                 rows,
             )
         return ids

@@ -63,11 +63,11 @@ class WebhookSink:
         headers = {
             **self._headers,
             "content-type": CONTENT_TYPE,
-            "webhook-id": item.event_id,
+            "webhook-id": item.webhook_id,
             "webhook-timestamp": str(ts),
         }
         if self._key is not None:
-            headers["webhook-signature"] = sign(self._key, item.event_id, ts, body)
+            headers["webhook-signature"] = sign(self._key, item.webhook_id, ts, body)
         return headers, body
 
     def preview(self, items: Sequence[Item]) -> Preview:
