@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,3 +164,48 @@ async def test_command_does_not_inherit_the_daemons_secrets(
     env = json.loads(out.read_text())
     assert "CRM_WEBHOOK_SECRET" not in env
     assert env["WATCHER_SINK"] == "run"
+
+
+def sink_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"sink-{name}"]
+
+
+async def test_hung_sync_handlers_hold_only_their_own_bounded_threads_and_degrade_the_sink(
+    harness: Callable[..., Harness],
+) -> None:
+    """Handlers that overrun keep their threads, but only the sink's own (``concurrency``
+    of them, never asyncio's default pool); the sink says it is degraded, later attempts
+    fail at once without a new thread, and all recovers when the handlers return."""
+    handlers.release.clear()
+    sinks = {
+        "run": {
+            "type": "python",
+            "callable": "tests.delivery.handlers:block",
+            "timeout_s": 0.2,
+            "concurrency": 2,
+        }
+    }
+    h = harness(sinks, RULE)
+    sink = h.sinks["run"]
+    assert isinstance(sink, PythonSink)
+    try:
+        assert sink.health() == "ok"
+        h.commit(*(arr_change(f"C{i}", 100.0, 50.0) for i in range(8)))
+        stats = await h.dispatcher.run_until_idle()
+        assert stats.delivered == 0
+        assert stats.failed >= 8
+        assert len(sink_threads("run")) == 2
+        assert sink.health().startswith("degraded: 2 handler call(s) still running")
+        errors = {row.last_error or "" for row in h.dispatcher.outbox.list_deliveries()}
+        assert any("all 2 handler threads are busy" in e for e in errors)
+        # asyncio's default pool (the daemon's HTTP and store reads) is untouched
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 5) == 42
+    finally:
+        handlers.release.set()
+    for thread in sink_threads("run"):
+        thread.join(5)
+    for _ in range(100):
+        if sink.health() == "ok":
+            break
+        await asyncio.sleep(0.01)
+    assert sink.health() == "ok"

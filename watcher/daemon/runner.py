@@ -87,6 +87,8 @@ class Components:
     summary: Mapping[str, Any] = field(default_factory=dict)
     aclose: Callable[[], Awaitable[None]] | None = None
     wake_dispatcher: Callable[[], None] | None = None
+    #: ``{sink: "ok" | why degraded}`` (stuck Python handlers); read by /readyz, /metrics.
+    sink_health: Callable[[], Mapping[str, str]] | None = None
 
 
 Builder = Callable[[WatcherConfig], Awaitable[Components]]
@@ -118,6 +120,7 @@ class Daemon:
         self.view = StoreView(self._db_path(config))
         self.state = ScheduleState(self._db_path(config))
         self.metrics = metrics or Metrics(lambda: self.view.stats(self.clock.now()))
+        self.metrics.watch_sinks(self.sink_health)
         self.every_s = every_s
         self.grace_s = grace_s
         self.serve_http = serve_http
@@ -347,14 +350,22 @@ class Daemon:
     # -- readiness ----------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        """Store open, and every source's last poll recent and successful."""
+        """Store open, every source's last poll recent and successful, no sink degraded."""
         return assess(
             store=store_check(self._store_inode, self.view.inode(), self.view.is_open()),
             sources=[s.name for s in self.config.sources],
             jobs=self._jobs,
             last=dict(self.last_result),
             now=self.clock.now(),
+            sinks=self.sink_health(),
         )
+
+    def sink_health(self) -> dict[str, str]:
+        """``{sink: "ok" | why degraded}`` of the running components."""
+        components = self._components
+        if components is None or components.sink_health is None:
+            return {}
+        return dict(components.sink_health())
 
     # -- http, dispatcher, watchdog -------------------------------------------
 

@@ -159,8 +159,24 @@ def _build(
         else:
             assert isinstance(cfg, PythonSinkConfig)
             func = live.callable(name, cfg) if live is not None else _never_called
-            sinks[name] = PythonSink(name, func=func, spec=cfg.callable, timeout_s=cfg.timeout_s)
+            sinks[name] = PythonSink(
+                name,
+                func=func,
+                spec=cfg.callable,
+                timeout_s=cfg.timeout_s,
+                threads=cfg.concurrency,
+            )
     return sinks
+
+
+def sink_health(sinks: Mapping[str, Sink]) -> dict[str, str]:
+    """``{sink: "ok" | why degraded}`` for sinks that can degrade (a ``health()`` method)."""
+    out = {}
+    for name, sink in sinks.items():
+        health = getattr(sink, "health", None)
+        if callable(health):
+            out[name] = str(health())
+    return out
 
 
 def _never_called(event: object) -> None:
