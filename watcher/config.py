@@ -103,12 +103,16 @@ class SecretRef(_Model):
     setting: str
     env: str | None = None
     file: str | None = None
+    #: The shortest value accepted (the feed token: a guessable one is no protection).
+    min_length: int = 1
 
 
-def _secret(setting: str, env: str | None, file: str | None) -> SecretRef | None:
+def _secret(
+    setting: str, env: str | None, file: str | None, min_length: int = 1
+) -> SecretRef | None:
     if env is None and file is None:
         return None
-    return SecretRef(setting=setting, env=env, file=file)
+    return SecretRef(setting=setting, env=env, file=file, min_length=min_length)
 
 
 def _one_of(env: str | None, file: str | None, name: str, *, required: bool) -> None:
@@ -167,10 +171,16 @@ class StoreConfig(_Model):
     path: str = "watcher.db"
 
 
+#: A feed token shorter than this is refused (``watcher check`` and ``run`` exit 2).
+MIN_FEED_TOKEN = 16
+
+
 class HttpConfig(_Model):
     listen: str = "127.0.0.1:8790"
     feed_token_env: str | None = None
     feed_token_file: str | None = None
+    #: Extra names the server answers to in ``Host`` (behind a proxy or a DNS name).
+    allowed_hosts: tuple[str, ...] = ()
 
     @field_validator("listen")
     @classmethod
@@ -183,6 +193,12 @@ class HttpConfig(_Model):
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:
         _one_of(self.feed_token_env, self.feed_token_file, "feed_token", required=False)
+        if not is_loopback_host(self.host) and self.feed_token is None:
+            raise ValueError(
+                f"listen {self.listen!r} is reachable from other hosts: set feed_token_env "
+                f"or feed_token_file (a token of {MIN_FEED_TOKEN} or more characters, needed "
+                "then for everything but /healthz), or listen on 127.0.0.1"
+            )
         return self
 
     @property
@@ -195,7 +211,7 @@ class HttpConfig(_Model):
 
     @property
     def feed_token(self) -> SecretRef | None:
-        return _secret("http.feed_token", self.feed_token_env, self.feed_token_file)
+        return _secret("http.feed_token", self.feed_token_env, self.feed_token_file, MIN_FEED_TOKEN)
 
 
 class RulesConfig(_Model):
@@ -476,7 +492,7 @@ def resolve_secret(
                 f"{ref.setting}: environment variable {ref.env} is not set or empty; "
                 f"export it before starting watcher"
             )
-        return value
+        return _long_enough(ref, value, f"environment variable {ref.env}")
     assert ref.file is not None
     path = Path(os.path.expandvars(ref.file))
     if not path.is_absolute():
@@ -494,6 +510,15 @@ def resolve_secret(
         ) from None
     if not value:
         raise SecretError(f"{ref.setting}: file {str(path)!r} is empty")
+    return _long_enough(ref, value, f"file {str(path)!r}")
+
+
+def _long_enough(ref: SecretRef, value: str, origin: str) -> str:
+    if len(value) < ref.min_length:
+        raise SecretError(
+            f"{ref.setting}: the value in {origin} is too short (at least {ref.min_length} "
+            "characters); generate one, e.g. with: openssl rand -hex 24"
+        )
     return value
 
 

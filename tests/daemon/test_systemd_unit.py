@@ -42,6 +42,8 @@ def test_unit_has_the_settings_the_spec_requires() -> None:
     grace = float(re.search(r"--grace (\d+)", d["ExecStart"][0]).group(1))  # type: ignore[union-attr]
     assert grace < float(d["TimeoutStopSec"][0]), "grace must end before systemd kills us"
     assert d["RestartPreventExitStatus"] == ["2"]
+    # the HTTP server's connection cap (64) sits well inside the open-file limit
+    assert 256 <= int(d["LimitNOFILE"][0]) <= 65536
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")

@@ -33,6 +33,7 @@ from watcher.clock import Clock
 from watcher.config import SourceConfig, WatcherConfig, load_config, resolve_secret
 from watcher.daemon.health import Readiness, assess, store_check
 from watcher.daemon.http import EventSignal, HttpServer, bind, create_app
+from watcher.daemon.http_guard import guard
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.schedule import (
     Job,
@@ -384,7 +385,8 @@ class Daemon:
             token=token,
             signal=self.signal,
         )
-        self.http = HttpServer(app, bind(http.host, http.port))
+        guarded = guard(app, listen_host=http.host, allowed_hosts=http.allowed_hosts, token=token)
+        self.http = HttpServer(guarded, bind(http.host, http.port))
         task = asyncio.create_task(self.http.serve(), name="http")
         log.info("http.listening", listen=f"{http.host}:{self.http.port}")
         return task
