@@ -169,6 +169,21 @@ class GainsightConfig(_Model):
 
 class StoreConfig(_Model):
     path: str = "watcher.db"
+    #: How long events are kept (an event still waiting for a delivery stays).
+    retain_events: str = "90d"
+    #: How long delivered (and suppressed) deliveries are kept.
+    retain_delivered: str = "30d"
+    #: How long the poll history is kept.
+    retain_polls: str = "30d"
+    #: How long dead deliveries are kept for a retry, from when they were queued.
+    retain_dead: str = "90d"
+
+    @field_validator("retain_events", "retain_delivered", "retain_polls", "retain_dead")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if parse_duration(value) < 3600:
+            raise ValueError(f"retention {value!r} is too short; keep at least '1h', e.g. '30d'")
+        return value
 
 
 #: A feed token shorter than this is refused (``watcher check`` and ``run`` exit 2).

@@ -12,6 +12,7 @@ Lifecycle::
     loop:  start every due job whose source is idle (one poll per source at a time)
     SIGHUP: build the new config's components; on error log config.reload_rejected
             and keep the old ones; else swap (in-flight polls finish on the old)
+    daily: apply the [store] retention (first 10 minutes after start), in a thread
     SIGTERM: STOPPING=1; start nothing new; in-flight polls get ``grace_s`` to commit
             (then are cancelled: their open transaction rolls back); the dispatcher
             is told to stop and finishes its in-flight attempts (``grace_s`` again);
@@ -25,7 +26,7 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ from watcher.logging import get_logger, redact, register_secret
 log = get_logger("watcher.daemon")
 
 DISPATCHER_RESTART_S = 5.0
+#: The retention purge runs this long after start, then once a day.
+PURGE_AFTER_START_S = 600.0
+PURGE_EVERY_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ class Daemon:
         #: Set after each reload attempt (applied or rejected).
         self.reload_finished = asyncio.Event()
         self._poll_signal = EventSignal()
+        self._next_purge: datetime | None = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     def _db_path(self, config: WatcherConfig) -> Path:
         path = Path(config.store.path)
@@ -208,6 +214,7 @@ class Daemon:
             **dict(self._components.summary),
         )
         self.notifier.ready(self._status_line("ready"))
+        self._next_purge = self.clock.now() + timedelta(seconds=PURGE_AFTER_START_S)
         self.started.set()
         try:
             await self._loop(until, max_polls)
@@ -234,6 +241,7 @@ class Daemon:
                 finally:
                     self.reload_finished.set()
             now = self.clock.now()
+            self._maybe_purge(now)
             if until is not None and now >= until and not self._tasks:
                 return
             if max_polls is not None and self.polls_finished >= max_polls:
@@ -245,6 +253,8 @@ class Daemon:
                 if started:
                     await asyncio.sleep(0)  # let polls that finish at once do so first
             wake = next_wake(self._due, running=set(self._tasks))
+            if self._next_purge is not None and (wake is None or self._next_purge < wake):
+                wake = self._next_purge
             if until is not None and (wake is None or wake > until):
                 wake = until
             delay = None if wake is None else max(0.0, (wake - self.clock.now()).total_seconds())
@@ -347,6 +357,34 @@ class Daemon:
 
     def _status_line(self, prefix: str | None = None) -> str:
         return f"{prefix}; {self._status}" if prefix else self._status
+
+    # -- retention ----------------------------------------------------------------
+
+    def _maybe_purge(self, now: datetime) -> None:
+        if self._next_purge is None or now < self._next_purge:
+            return
+        if self._purge_task is not None and not self._purge_task.done():
+            return
+        self._next_purge = now + timedelta(seconds=PURGE_EVERY_S)
+        self._purge_task = asyncio.create_task(self._purge(now), name="purge")
+
+    async def _purge(self, now: datetime) -> None:
+        from watcher.store.retention import purge_file
+
+        path, store = self._db_path(self.config), self.config.store
+        try:
+            result = await asyncio.to_thread(purge_file, path, store, now)
+        except WatcherError as exc:
+            log.warning("store.purge_failed", error=redact(str(exc)))
+            return
+        log.info(
+            "store.purged",
+            events=result.events,
+            delivered=result.delivered,
+            dead=result.dead,
+            polls=result.polls,
+            freed_bytes=result.freed_bytes,
+        )
 
     # -- readiness ----------------------------------------------------------------
 
@@ -500,6 +538,8 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
         await self._stop_dispatcher()
+        if self._purge_task is not None:  # batches are short: it finishes soon
+            await asyncio.wait({self._purge_task}, timeout=self.grace_s)
         if http_task is not None and self.http is not None:
             self.http.stop()
             await asyncio.gather(http_task, return_exceptions=True)
