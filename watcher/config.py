@@ -589,6 +589,8 @@ def load_config(path: str | Path) -> WatcherConfig:
         raise ConfigError(f"{p}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: values nested too deeply to read; flatten the file") from None
     return parse_config(data, str(p))
 
 

@@ -121,3 +121,85 @@ def test_hung_python_handlers_leave_probes_answering_and_sigterm_within_grace(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+DEEP_RULES = "[[rules]]\nname = 'deep'\nsources = ['companies']\nsinks = []\nwhen = " + (
+    "[" * 5000 + "]" * 5000
+)
+
+
+async def test_a_reload_of_a_rules_file_nested_5000_deep_is_rejected_and_the_daemon_runs_on(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP after the rules file became a 5000-deep nest: config.reload_rejected, the
+    old rules stay, polls go on; so for any other error a build raises."""
+    from datetime import timedelta
+
+    from structlog.testing import capture_logs
+
+    from tests.daemon.test_runner import START, FakePoller, write_config
+    from watcher.clock import FakeClock
+    from watcher.config import WatcherConfig, load_config
+    from watcher.daemon.runner import Components, Daemon
+    from watcher.rules.loader import load_rules
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text("")
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("paths = []", 'paths = ["rules.toml"]'))
+    clock = FakeClock(START)
+    poller = FakePoller(clock)
+    builds = 0
+
+    async def build(config: WatcherConfig) -> Components:
+        nonlocal builds
+        builds += 1
+        load_rules(config, base_dir=tmp_path)  # the real loader, as the real builder calls it
+        if builds == 3:
+            raise ValueError("an unexpected failure in a builder")
+        return Components(poller=poller)
+
+    daemon = Daemon(load_config(path), build, clock=clock, config_path=path)
+
+    def deep() -> None:
+        rules.write_text(DEEP_RULES)
+        daemon.request_reload()
+
+    def other() -> None:
+        rules.write_text("")
+        daemon.request_reload()
+
+    poller.at_poll[3] = deep
+    poller.at_poll[5] = other
+    with capture_logs() as logs:
+        assert await daemon.run(until=START + timedelta(minutes=9)) == 0
+    rejected = [e for e in logs if e["event"] == "config.reload_rejected"]
+    assert len(rejected) == 2
+    assert "nested too deeply" in rejected[0]["error"]
+    assert "ValueError: an unexpected failure" in rejected[1]["error"]
+    assert len([c for c in poller.calls if c[1] == "incremental"]) == 4  # 16:02 ... 16:08
+
+
+def test_a_start_with_a_rules_file_nested_5000_deep_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not exit 1 (which systemd restarts in a loop): a configuration error."""
+    from tests.daemon.test_runner import write_config
+    from watcher.cli import main
+
+    monkeypatch.setenv("WATCHER_TEST_KEY", "k" * 20)
+    (tmp_path / "rules.toml").write_text(DEEP_RULES)
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("paths = []", 'paths = ["rules.toml"]'))
+    assert main(["--config", str(path), "run"]) == 2
+    assert "nested too deeply" in capsys.readouterr().err
+
+
+def test_a_config_file_nested_5000_deep_is_a_config_error(tmp_path: Path) -> None:
+    from watcher.config import load_config
+    from watcher.errors import ConfigError
+
+    path = tmp_path / "watcher.toml"
+    path.write_text("x = " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(path)

@@ -196,7 +196,7 @@ class Daemon:
         """Run until stopped (or, for tests and benchmarks, until ``until`` on the
         injected clock / ``max_polls`` polls have finished). Returns the exit code."""
         await asyncio.to_thread(self.state.migrate)
-        self._components = await self._build(self.config)
+        self._components = await self._build_checked(self.config)
         try:
             self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
             self._store_inode = self.view.inode()
@@ -483,18 +483,15 @@ class Daemon:
             return
         try:
             new = await asyncio.to_thread(load_config, path)
-            if self._db_path(new) != self._db_path(self.config):
-                raise ConfigError(
-                    f"{path}: store.path cannot change while running; restart watcher to "
-                    "use another database"
-                )
-            components = await self._build(new)
-        except WatcherError as exc:
+            self._check_same_store(new, path)
+            components = await self._build_checked(new)
+        except Exception as exc:  # noqa: BLE001 - the reload boundary: whatever failed, keep running
             self.metrics.reloads.labels(outcome="rejected").inc()
+            error = str(exc) if isinstance(exc, WatcherError) else f"{type(exc).__name__}: {exc}"
             log.error(  # noqa: TRY400 - one clear line; a traceback adds nothing here
                 "config.reload_rejected",
                 path=str(path),
-                error=redact(str(exc)),
+                error=redact(error)[:1000],
                 action="kept the running configuration; fix the file and send SIGHUP again",
             )
             return
@@ -517,6 +514,23 @@ class Daemon:
             sources=[s.name for s in new.sources],
             **dict(components.summary),
         )
+
+    def _check_same_store(self, new: WatcherConfig, path: Path) -> None:
+        if self._db_path(new) != self._db_path(self.config):
+            raise ConfigError(
+                f"{path}: store.path cannot change while running; restart watcher to "
+                "use another database"
+            )
+
+    async def _build_checked(self, config: WatcherConfig) -> Components:
+        """Build ``config``'s components; a file too deeply nested to parse is a
+        configuration error (exit 2 at start: restarting cannot fix it)."""
+        try:
+            return await self._build(config)
+        except RecursionError:
+            raise ConfigError(
+                "a rules or config file is nested too deeply to read; flatten it"
+            ) from None
 
     # -- shutdown ---------------------------------------------------------------
 
