@@ -387,6 +387,9 @@ class WebhookSinkConfig(_SinkBase):
     secret_env: str | None = None
     secret_file: str | None = None
     headers: Mapping[str, str] = Field(default_factory=dict)
+    #: Secret headers: header name -> environment variable / file holding its value.
+    headers_env: Mapping[str, str] = Field(default_factory=dict)
+    headers_file: Mapping[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -399,7 +402,23 @@ class WebhookSinkConfig(_SinkBase):
         if len(given) != 1:
             raise ValueError("a webhook sink needs exactly one of url, url_env, url_file")
         _one_of(self.secret_env, self.secret_file, "secret", required=False)
+        names = [h.lower() for h in (*self.headers, *self.headers_env, *self.headers_file)]
+        twice = sorted({h for h in names if names.count(h) > 1})
+        if twice:
+            raise ValueError(
+                f"header(s) {', '.join(map(repr, twice))} given more than once across headers, "
+                "headers_env and headers_file; give each header in one of them"
+            )
         return self
+
+    def header_refs(self, sink: str) -> dict[str, SecretRef]:
+        """Secret headers: header name -> where its value is."""
+        refs: dict[str, SecretRef] = {}
+        for header, env in self.headers_env.items():
+            refs[header] = SecretRef(setting=f"sinks.{sink}.headers_env.{header}", env=env)
+        for header, file in self.headers_file.items():
+            refs[header] = SecretRef(setting=f"sinks.{sink}.headers_file.{header}", file=file)
+        return refs
 
 
 class SlackSinkConfig(_SinkBase):
@@ -478,6 +497,7 @@ class WatcherConfig(_Model):
                 sec = _secret(f"sinks.{name}.secret", sink.secret_env, sink.secret_file)
                 if sec:
                     refs.append(sec)
+                refs.extend(sink.header_refs(name).values())
         return refs
 
 
