@@ -79,3 +79,12 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
+
+
+def test_the_example_config_names_the_units_state_directory() -> None:
+    """The unit can write only its StateDirectory (ProtectSystem=strict): the example's
+    systemd path must point there, not at a read-only /var/lib/watcher."""
+    example = (UNIT.parents[1] / "examples" / "watcher.toml").read_text()
+    state = directives()["StateDirectory"][0]
+    assert f"/var/lib/{state}/watcher.db" in example
+    assert "/var/lib/watcher/" not in example
