@@ -222,12 +222,13 @@ def test_retention_settings_are_validated(key: str) -> None:
 
 async def test_the_daemon_purges_once_a_day(tmp_path: Path) -> None:
     """Ten minutes after start, then daily: old rows go, ``store.purged`` is logged."""
-    from tests.daemon.test_runner import FakePoller, make_daemon, write_config
+    from tests.daemon.test_runner import CONFIG, FakePoller, make_daemon, write_config
     from watcher.daemon import runner
 
     store, clock, _ = populate(tmp_path)
     store.close()
-    write_config(tmp_path)
+    hourly = CONFIG.replace('"*/2 * * * *"', '"0 * * * *"').replace('"*/30 * * * *"', '"0 * * * *"')
+    write_config(tmp_path, hourly)
     poller = FakePoller(clock)
     daemon = make_daemon(tmp_path, clock, poller)
     with capture_logs() as logs:
@@ -238,3 +239,28 @@ async def test_the_daemon_purges_once_a_day(tmp_path: Path) -> None:
     assert runner.PURGE_EVERY_S == DAY
     check = purge_file(tmp_path / "watcher.db", StoreConfig(), clock.now(), dry_run=True)
     assert check.rows == 0
+
+
+def test_a_record_deleted_in_gainsight_leaves_no_bytes_after_the_next_purge(
+    tmp_path: Path,
+) -> None:
+    """Its snapshot is deleted when the delete is seen; by the next purge nothing of it
+    is left in the database or the WAL (deleted cells zeroed, free pages given back)."""
+    clock = FakeClock(START)
+    store = Store.open(tmp_path / "watcher.db", clock=clock)
+    try:
+        secret = "Deleted-Record-Data-51c2"
+        writes = [(f"K{n}", n, {"Gsid": f"K{n}", "Name": secret + "y" * 3000}) for n in range(50)]
+        writes.append(("KEEP", 99, {"Gsid": "KEEP", "Name": "kept"}))
+        store.commit("companies", PageCommit(writes=writes))
+        store.commit("companies", PageCommit(deletes=[f"K{n}" for n in range(50)]))
+        purge(store.db, Retention.from_config(StoreConfig()), clock.now())
+        data = b"".join(
+            (tmp_path / name).read_bytes()
+            for name in ("watcher.db", "watcher.db-wal")
+            if (tmp_path / name).exists()
+        )
+        assert secret.encode() not in data
+        assert b"kept" in data
+    finally:
+        store.close()
