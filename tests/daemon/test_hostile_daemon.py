@@ -203,3 +203,44 @@ def test_a_config_file_nested_5000_deep_is_a_config_error(tmp_path: Path) -> Non
     path.write_text("x = " + "[" * 5000 + "]" * 5000)
     with pytest.raises(ConfigError, match="nested too deeply"):
         load_config(path)
+
+
+async def test_sigterm_finishes_within_one_grace_period_whatever_hangs(tmp_path: Path) -> None:
+    """A poll that never ends and a dispatcher that ignores its stop signal: the daemon
+    still exits within one grace period in all (it took one per stage before)."""
+    import asyncio
+
+    from tests.daemon.test_runner import START, FakePoller, make_daemon, write_config
+    from watcher.clock import FakeClock
+
+    class DeafDispatcher:
+        async def run(self, stop: asyncio.Event) -> None:
+            await asyncio.Event().wait()
+
+    write_config(tmp_path)
+    clock = FakeClock(START)
+    poller = FakePoller(clock, gate=asyncio.Event())  # every poll hangs
+    daemon = make_daemon(tmp_path, clock, poller, DeafDispatcher(), grace_s=1.0)  # type: ignore[arg-type]
+    run = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    for _ in range(100):  # the first poll starts on the loop's first turns
+        if poller.calls:
+            break
+        await asyncio.sleep(0)
+    assert poller.calls
+    started = asyncio.get_running_loop().time()
+    daemon.request_stop()
+    assert await asyncio.wait_for(run, 10) == 0
+    assert asyncio.get_running_loop().time() - started < 1.7
+
+
+def test_a_purge_told_to_stop_ends_between_batches(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from watcher.config import StoreConfig
+    from watcher.store.retention import purge_file
+
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    result = purge_file(tmp_path / "watcher.db", StoreConfig(), later, stop=lambda: True)
+    assert result.rows == 0
+    assert result.freed_bytes == 0

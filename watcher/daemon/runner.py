@@ -13,10 +13,11 @@ Lifecycle::
     SIGHUP: build the new config's components; on error log config.reload_rejected
             and keep the old ones; else swap (in-flight polls finish on the old)
     daily: apply the [store] retention (first 10 minutes after start), in a thread
-    SIGTERM: STOPPING=1; start nothing new; in-flight polls get ``grace_s`` to commit
-            (then are cancelled: their open transaction rolls back); the dispatcher
-            is told to stop and finishes its in-flight attempts (``grace_s`` again);
-            HTTP closes; exit 0.
+    SIGTERM: STOPPING=1; start nothing new; within one ``grace_s`` in all: in-flight
+            polls commit (else are cancelled: their open transaction rolls back), the
+            dispatcher finishes its in-flight attempts (else they are cancelled and
+            sent again after the restart), a running purge stops between batches;
+            HTTP closes; exit 0. A hung delivery handler never holds the exit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -153,6 +155,7 @@ class Daemon:
         self._poll_signal = EventSignal()
         self._next_purge: datetime | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._purge_stop = threading.Event()
 
     def _db_path(self, config: WatcherConfig) -> Path:
         path = Path(config.store.path)
@@ -373,7 +376,9 @@ class Daemon:
 
         path, store = self._db_path(self.config), self.config.store
         try:
-            result = await asyncio.to_thread(purge_file, path, store, now)
+            result = await asyncio.to_thread(
+                purge_file, path, store, now, stop=self._purge_stop.is_set
+            )
         except WatcherError as exc:
             log.warning("store.purge_failed", error=redact(str(exc)))
             return
@@ -449,15 +454,16 @@ class Daemon:
             else:
                 return
 
-    async def _stop_dispatcher(self) -> None:
+    async def _stop_dispatcher(self, within_s: float | None = None) -> None:
         task, stop = self._dispatch_task, self._dispatch_stop
         self._dispatch_task = self._dispatch_stop = None
         if task is None or stop is None:
             return
         stop.set()
-        done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+        limit = self.grace_s if within_s is None else within_s
+        done, _ = await asyncio.wait({task}, timeout=limit)
         if not done:
-            log.warning("dispatcher.stop_timeout", grace_s=self.grace_s)
+            log.warning("dispatcher.stop_timeout", grace_s=round(limit, 3))
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(task, return_exceptions=True)
@@ -545,15 +551,22 @@ class Daemon:
         self.notifier.stopping("stopping: finishing in-flight work")
         in_flight = list(self._tasks.values())
         log.info("daemon.stopping", in_flight=len(in_flight), grace_s=self.grace_s)
+        self._purge_stop.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace_s
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
         if in_flight:
-            _, pending = await asyncio.wait(in_flight, timeout=self.grace_s)
+            _, pending = await asyncio.wait(in_flight, timeout=remaining())
             for task in pending:
                 log.warning("poll.cancelled", source=task.get_name().removeprefix("poll:"))
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
-        await self._stop_dispatcher()
-        if self._purge_task is not None:  # batches are short: it finishes soon
-            await asyncio.wait({self._purge_task}, timeout=self.grace_s)
+        await self._stop_dispatcher(remaining())
+        if self._purge_task is not None:  # it stops between batches
+            await asyncio.wait({self._purge_task}, timeout=remaining())
         if http_task is not None and self.http is not None:
             self.http.stop()
             await asyncio.gather(http_task, return_exceptions=True)

@@ -19,6 +19,7 @@ back: ``sequence`` is ``AUTOINCREMENT``, so purged numbers are not reused.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,9 +106,15 @@ def _cutoffs(retention: Retention, now: datetime) -> dict[str, str]:
 
 
 def purge(
-    db: Database, retention: Retention, now: datetime, *, dry_run: bool = False
+    db: Database,
+    retention: Retention,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    stop: Callable[[], bool] = lambda: False,
 ) -> PurgeResult:
-    """Apply ``retention`` at ``now``; with ``dry_run`` only count."""
+    """Apply ``retention`` at ``now``; with ``dry_run`` only count. ``stop()`` turning
+    true (the daemon is stopping) ends it between batches; the next purge goes on."""
     conn = db.conn
     targets, cutoffs = _TARGETS, _cutoffs(retention, now)
     counts: dict[str, int] = {}
@@ -126,10 +133,12 @@ def purge(
                         (cutoffs[kind],),
                     ).rowcount
                 total += deleted
-                if deleted < BATCH:
+                if deleted < BATCH or stop():
                     break
             counts[kind] = total
-    freed = 0 if dry_run else give_back(db)
+            if stop():
+                break
+    freed = 0 if dry_run or stop() else give_back(db)
     return PurgeResult(freed_bytes=freed, dry_run=dry_run, **counts)
 
 
@@ -175,7 +184,12 @@ def give_back(db: Database) -> int:
 
 
 def purge_file(
-    path: str | Path, store: StoreConfig, now: datetime, *, dry_run: bool = False
+    path: str | Path,
+    store: StoreConfig,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    stop: Callable[[], bool] = lambda: False,
 ) -> PurgeResult:
     """Open the store file at ``path``, apply ``[store]`` retention, close it."""
     from watcher.store.db import migrate, open_database
@@ -183,6 +197,6 @@ def purge_file(
     db = open_database(path)
     try:
         migrate(db, lambda: now)
-        return purge(db, Retention.from_config(store), now, dry_run=dry_run)
+        return purge(db, Retention.from_config(store), now, dry_run=dry_run, stop=stop)
     finally:
         db.conn.close()
