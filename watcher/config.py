@@ -104,12 +104,16 @@ class SecretRef(_Model):
     setting: str
     env: str | None = None
     file: str | None = None
+    #: The shortest value accepted (the feed token: a guessable one is no protection).
+    min_length: int = 1
 
 
-def _secret(setting: str, env: str | None, file: str | None) -> SecretRef | None:
+def _secret(
+    setting: str, env: str | None, file: str | None, min_length: int = 1
+) -> SecretRef | None:
     if env is None and file is None:
         return None
-    return SecretRef(setting=setting, env=env, file=file)
+    return SecretRef(setting=setting, env=env, file=file, min_length=min_length)
 
 
 def _one_of(env: str | None, file: str | None, name: str, *, required: bool) -> None:
@@ -166,12 +170,33 @@ class GainsightConfig(_Model):
 
 class StoreConfig(_Model):
     path: str = "watcher.db"
+    #: How long events are kept (an event still waiting for a delivery stays).
+    retain_events: str = "90d"
+    #: How long delivered (and suppressed) deliveries are kept.
+    retain_delivered: str = "30d"
+    #: How long the poll history is kept.
+    retain_polls: str = "30d"
+    #: How long dead deliveries are kept for a retry, from when they were queued.
+    retain_dead: str = "90d"
+
+    @field_validator("retain_events", "retain_delivered", "retain_polls", "retain_dead")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if parse_duration(value) < 3600:
+            raise ValueError(f"retention {value!r} is too short; keep at least '1h', e.g. '30d'")
+        return value
+
+
+#: A feed token shorter than this is refused (``watcher check`` and ``run`` exit 2).
+MIN_FEED_TOKEN = 16
 
 
 class HttpConfig(_Model):
     listen: str = "127.0.0.1:8790"
     feed_token_env: str | None = None
     feed_token_file: str | None = None
+    #: Extra names the server answers to in ``Host`` (behind a proxy or a DNS name).
+    allowed_hosts: tuple[str, ...] = ()
 
     @field_validator("listen")
     @classmethod
@@ -184,6 +209,12 @@ class HttpConfig(_Model):
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:
         _one_of(self.feed_token_env, self.feed_token_file, "feed_token", required=False)
+        if not is_loopback_host(self.host) and self.feed_token is None:
+            raise ValueError(
+                f"listen {self.listen!r} is reachable from other hosts: set feed_token_env "
+                f"or feed_token_file (a token of {MIN_FEED_TOKEN} or more characters, needed "
+                "then for everything but /healthz), or listen on 127.0.0.1"
+            )
         return self
 
     @property
@@ -196,7 +227,7 @@ class HttpConfig(_Model):
 
     @property
     def feed_token(self) -> SecretRef | None:
-        return _secret("http.feed_token", self.feed_token_env, self.feed_token_file)
+        return _secret("http.feed_token", self.feed_token_env, self.feed_token_file, MIN_FEED_TOKEN)
 
 
 class RulesConfig(_Model):
@@ -390,6 +421,9 @@ class WebhookSinkConfig(_SinkBase):
     secret_env: str | None = None
     secret_file: str | None = None
     headers: Mapping[str, str] = Field(default_factory=dict)
+    #: Secret headers: header name -> environment variable / file holding its value.
+    headers_env: Mapping[str, str] = Field(default_factory=dict)
+    headers_file: Mapping[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -402,7 +436,23 @@ class WebhookSinkConfig(_SinkBase):
         if len(given) != 1:
             raise ValueError("a webhook sink needs exactly one of url, url_env, url_file")
         _one_of(self.secret_env, self.secret_file, "secret", required=False)
+        names = [h.lower() for h in (*self.headers, *self.headers_env, *self.headers_file)]
+        twice = sorted({h for h in names if names.count(h) > 1})
+        if twice:
+            raise ValueError(
+                f"header(s) {', '.join(map(repr, twice))} given more than once across headers, "
+                "headers_env and headers_file; give each header in one of them"
+            )
         return self
+
+    def header_refs(self, sink: str) -> dict[str, SecretRef]:
+        """Secret headers: header name -> where its value is."""
+        refs: dict[str, SecretRef] = {}
+        for header, env in self.headers_env.items():
+            refs[header] = SecretRef(setting=f"sinks.{sink}.headers_env.{header}", env=env)
+        for header, file in self.headers_file.items():
+            refs[header] = SecretRef(setting=f"sinks.{sink}.headers_file.{header}", file=file)
+        return refs
 
 
 class SlackSinkConfig(_SinkBase):
@@ -481,6 +531,7 @@ class WatcherConfig(_Model):
                 sec = _secret(f"sinks.{name}.secret", sink.secret_env, sink.secret_file)
                 if sec:
                     refs.append(sec)
+                refs.extend(sink.header_refs(name).values())
         return refs
 
 
@@ -510,7 +561,7 @@ def resolve_secret(
                 f"{ref.setting}: environment variable {ref.env} is not set or empty; "
                 f"export it before starting watcher"
             )
-        return value
+        return _long_enough(ref, value, f"environment variable {ref.env}")
     assert ref.file is not None
     path = Path(os.path.expandvars(ref.file))
     if not path.is_absolute():
@@ -528,6 +579,15 @@ def resolve_secret(
         ) from None
     if not value:
         raise SecretError(f"{ref.setting}: file {str(path)!r} is empty")
+    return _long_enough(ref, value, f"file {str(path)!r}")
+
+
+def _long_enough(ref: SecretRef, value: str, origin: str) -> str:
+    if len(value) < ref.min_length:
+        raise SecretError(
+            f"{ref.setting}: the value in {origin} is too short (at least {ref.min_length} "
+            "characters); generate one, e.g. with: openssl rand -hex 24"
+        )
     return value
 
 
@@ -705,6 +765,8 @@ def load_config(path: str | Path) -> WatcherConfig:
         raise ConfigError(f"{p}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: values nested too deeply to read; flatten the file") from None
     return parse_config(data, str(p))
 
 

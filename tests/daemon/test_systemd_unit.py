@@ -42,6 +42,8 @@ def test_unit_has_the_settings_the_spec_requires() -> None:
     grace = float(re.search(r"--grace (\d+)", d["ExecStart"][0]).group(1))  # type: ignore[union-attr]
     assert grace < float(d["TimeoutStopSec"][0]), "grace must end before systemd kills us"
     assert d["RestartPreventExitStatus"] == ["2"]
+    # the HTTP server's connection cap (64) sits well inside the open-file limit
+    assert 256 <= int(d["LimitNOFILE"][0]) <= 65536
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
@@ -77,3 +79,12 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
+
+
+def test_the_example_config_names_the_units_state_directory() -> None:
+    """The unit can write only its StateDirectory (ProtectSystem=strict): the example's
+    systemd path must point there, not at a read-only /var/lib/watcher."""
+    example = (UNIT.parents[1] / "examples" / "watcher.toml").read_text()
+    state = directives()["StateDirectory"][0]
+    assert f"/var/lib/{state}/watcher.db" in example
+    assert "/var/lib/watcher/" not in example

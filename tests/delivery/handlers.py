@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 received: list[dict[str, Any]] = []
@@ -32,4 +33,14 @@ gate: asyncio.Event | None = None
 async def gated(event: dict[str, Any]) -> None:
     assert gate is not None, "set tests.delivery.handlers.gate first"
     await gate.wait()
+    received.append(event)
+
+
+#: ``block`` holds its thread until a test sets this (tests set it when done).
+release = threading.Event()
+
+
+def block(event: dict[str, Any]) -> None:
+    """A sync handler that hangs (until ``release`` is set)."""
+    release.wait()
     received.append(event)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from tests.delivery import handlers
 from tests.delivery.conftest import Harness, arr_change
 from watcher.delivery.dispatcher import Dispatcher
+from watcher.delivery.sinks.command import MAX_STDERR, _read_tail
 from watcher.delivery.sinks.python import PythonSink
 from watcher.errors import ConfigError
 
@@ -163,3 +166,118 @@ async def test_command_does_not_inherit_the_daemons_secrets(
     env = json.loads(out.read_text())
     assert "CRM_WEBHOOK_SECRET" not in env
     assert env["WATCHER_SINK"] == "run"
+
+
+def sink_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"sink-{name}"]
+
+
+async def test_hung_sync_handlers_hold_only_their_own_bounded_threads_and_degrade_the_sink(
+    harness: Callable[..., Harness],
+) -> None:
+    """Handlers that overrun keep their threads, but only the sink's own (``concurrency``
+    of them, never asyncio's default pool); the sink says it is degraded, later attempts
+    fail at once without a new thread, and all recovers when the handlers return."""
+    handlers.release.clear()
+    sinks = {
+        "run": {
+            "type": "python",
+            "callable": "tests.delivery.handlers:block",
+            "timeout_s": 0.2,
+            "concurrency": 2,
+        }
+    }
+    h = harness(sinks, RULE)
+    sink = h.sinks["run"]
+    assert isinstance(sink, PythonSink)
+    try:
+        assert sink.health() == "ok"
+        h.commit(*(arr_change(f"C{i}", 100.0, 50.0) for i in range(8)))
+        stats = await h.dispatcher.run_until_idle()
+        assert stats.delivered == 0
+        assert stats.failed >= 8
+        assert len(sink_threads("run")) == 2
+        assert sink.health().startswith("degraded: 2 handler call(s) still running")
+        errors = {row.last_error or "" for row in h.dispatcher.outbox.list_deliveries()}
+        assert any("all 2 handler threads are busy" in e for e in errors)
+        # asyncio's default pool (the daemon's HTTP and store reads) is untouched
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 5) == 42
+    finally:
+        handlers.release.set()
+    for thread in sink_threads("run"):
+        thread.join(5)
+    for _ in range(100):
+        if sink.health() == "ok":
+            break
+        await asyncio.sleep(0.01)
+    assert sink.health() == "ok"
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (exited, or a zombie waiting for its parent)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+async def wait_gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if gone(pid):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_command_timeout_kills_the_whole_process_group_promptly(
+    harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """A shell whose child sleeps: the timeout ends the attempt at once and the child
+    is killed with it (it held the attempt 33 s and outlived it before)."""
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 33 & echo $! > {pidfile}; wait"
+    h = harness(command("sh", "-c", script, timeout_s=0.5), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    started = time.monotonic()
+    stats = await h.dispatcher.run_until_idle()
+    assert time.monotonic() - started < 10
+    assert stats.failed >= 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert "still running after 0.5s; killed" in (row.last_error or "")
+    assert await wait_gone(int(pidfile.read_text()))
+
+
+async def test_a_program_that_leaves_a_background_child_succeeds_once_and_the_child_is_killed(
+    harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """The program exits 0 leaving a child that holds stderr: one delivery (no timeout,
+    no duplicate retry), and the leftover child does not outlive the attempt."""
+    pidfile = tmp_path / "child.pid"
+    script = f"cat > /dev/null; sleep 33 & echo $! > {pidfile}; exit 0"
+    h = harness(command("sh", "-c", script, timeout_s=3), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    started = time.monotonic()
+    stats = await h.dispatcher.run_until_idle()
+    assert time.monotonic() - started < 2.5
+    assert (stats.delivered, stats.failed) == (1, 0)
+    assert await wait_gone(int(pidfile.read_text()))
+
+
+async def test_command_stderr_is_kept_to_its_last_64_kib(
+    harness: Callable[..., Harness],
+) -> None:
+    """A program flooding stderr (8 MB) is read to the end but only the tail is kept."""
+    script = "import sys; sys.stderr.write('x' * 8_000_000 + 'the end'); sys.exit(4)"
+    h = harness(command(sys.executable, "-c", script), RULE)
+    h.commit(arr_change("C1", 100.0, 50.0))
+    assert (await h.dispatcher.run_until_idle()).failed >= 1
+    (row,) = h.dispatcher.outbox.list_deliveries()
+    assert (row.last_error or "").endswith("exited with status 4: " + "x" * 293 + "the end")
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"y" * 1_000_000 + b"tail")
+    reader.feed_eof()
+    kept = await _read_tail(reader, MAX_STDERR)
+    assert len(kept) == MAX_STDERR
+    assert kept.endswith(b"tail")

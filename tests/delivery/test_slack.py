@@ -209,3 +209,33 @@ async def test_a_huge_slack_retry_after_holds_the_url_no_longer_than_the_retry_w
         start = clock.monotonic()
         await sink.send([item])
     assert clock.monotonic() - start <= 24 * 3600
+
+
+HOSTILE = "Acme <!channel> see <http://evil.example/login|verify now> & co"
+
+
+@pytest.mark.parametrize("change", ["updated", "created", "deleted"])
+async def test_gainsight_text_cannot_mention_a_channel_or_plant_a_link(change: str) -> None:
+    """A Name (or any value) with Slack markup is escaped everywhere Slack renders
+    text, the top-level fallback included, and a link's template values are
+    percent-encoded so a key cannot end or redirect the link."""
+    key = "C1|x><!here>"
+    ev = event(
+        change,
+        key=key,
+        before={"Name": HOSTILE, "Stage": "<!everyone>"},
+        after={"Name": HOSTILE, "Stage": "<@U123>"},
+    )
+    pairs = [(ev, "arr-drop"), (event("updated", key="C2", before={"Name": HOSTILE}), "r")]
+    for batch in (pairs[:1], pairs):
+        for message in slack_messages(batch, "https://acme.gainsightcloud.com/c360?cid={key}"):
+            text = all_texts(message)
+            assert "<!" not in text
+            assert "<http://evil" not in text
+            assert "<@" not in text
+            assert "&lt;!channel&gt;" in message["text"]
+            links = re.findall(r"<([^>]*)>", text)
+            base = "https://acme.gainsightcloud.com/c360?cid="
+            assert all(link.startswith(base) for link in links)
+    (single,) = slack_messages(pairs[:1], "https://acme.gainsightcloud.com/c360?cid={key}")
+    assert "cid=C1%7Cx%3E%3C%21here%3E|Acme &lt;!channel&gt;" in all_texts(single)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,26 @@ from watcher.errors import ConfigError
 
 if TYPE_CHECKING:
     from watcher.store import Store
+
+
+#: Format controls that reorder what a terminal shows (bidi overrides and isolates).
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _terminal_safe(text: str) -> str:
+    """Gainsight text as the terminal should show it: control characters (ESC, C1,
+    bidi overrides, lone surrogates) become visible escapes; our own newlines stay."""
+    return "".join(
+        ch
+        if ch == "\n" or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _BIDI)
+        else ascii(ch)[1:-1]
+        for ch in text
+    )
+
+
+def _write(text: str) -> None:
+    """The one output of both commands."""
+    sys.stdout.write(_terminal_safe(text))
 
 
 def _positive(text: str) -> int:
@@ -103,19 +124,19 @@ def run_list(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    out = sys.stdout
     if args.json:
         for stored in events:
-            out.write(stored.body + "\n")
+            _write(stored.body + "\n")
         return 0
     if not events:
-        out.write("no events\n")
+        _write("no events\n")
         return 0
     from watcher.cli.poll import describe_event
 
     for stored in events:
         event = stored.cloudevent()
-        out.write(f"{stored.time}  {stored.source:<12} {describe_event(event)}\n")
+        line = f"{stored.time}  {stored.source:<12} {describe_event(event)}"
+        _write(line.replace("\n", " ") + "\n")  # one line per event, whatever the data
     return 0
 
 
@@ -128,5 +149,5 @@ def run_show(args: argparse.Namespace) -> int:
     if stored is None:
         print(f"error: no event with id or sequence {args.id!r}", file=sys.stderr)
         return 1
-    print(json.dumps(stored.cloudevent(), indent=2, ensure_ascii=False))
+    _write(json.dumps(stored.cloudevent(), indent=2, ensure_ascii=False) + "\n")
     return 0

@@ -2,7 +2,8 @@
 
 Ready means: the store is open (and is still the file the daemon opened), and every
 configured source's last poll succeeded recently - within two of its shortest
-schedule periods plus jitter and a minute of slack.
+schedule periods plus jitter and a minute of slack - and no sink is degraded (a
+Python sink whose handlers overran their timeout and still hold their threads).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def assess(
     jobs: Sequence[Job],
     last: Mapping[str, tuple[datetime, bool]],
     now: datetime,
+    sinks: Mapping[str, str] | None = None,
 ) -> Readiness:
-    """Readiness from the store check and each source's last poll (finish time, ok)."""
+    """Readiness from the store check, each source's last poll (finish time, ok) and
+    the sinks that can degrade (``"ok"`` or why not, shown as ``sink:NAME``)."""
     checks = {"store": store}
     for name in sources:
         limit = stale_after_s([j for j in jobs if j.source == name], now)
@@ -55,4 +58,6 @@ def assess(
             checks[name] = f"last successful poll older than {limit:.0f}s"
         else:
             checks[name] = "ok"
+    for name, health in sorted((sinks or {}).items()):
+        checks[f"sink:{name}"] = health
     return Readiness(all(v == "ok" for v in checks.values()), checks)

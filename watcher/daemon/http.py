@@ -6,6 +6,11 @@ With ``wait`` it long-polls: it answers as soon as a matching event commits (the
 runner calls :meth:`EventSignal.notify` after each poll; a one-second recheck also
 sees commits made by other processes), or with an empty page after ``wait`` seconds
 (at most :data:`MAX_WAIT_S`). The feed is off (404) when no token is configured.
+At most :data:`MAX_LONG_POLLS` requests wait at once; more are answered 429.
+
+The server itself (:class:`HttpServer`) caps its connections and times out slow
+request headers; :mod:`watcher.daemon.http_guard` holds those limits and the
+``Host`` / token guard the runner wraps the app in.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +28,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from watcher.daemon.health import Readiness
+from watcher.daemon.http_guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS, limited_h11
 from watcher.daemon.metrics import CONTENT_TYPE, Metrics
 from watcher.daemon.state import FeedPage, StoreView
 from watcher.errors import ConfigError
@@ -34,6 +42,10 @@ MAX_WAIT_S = 60.0
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 RECHECK_S = 1.0
+#: Long-polling feed requests waiting at once; more are answered 429 (Retry-After).
+MAX_LONG_POLLS = 32
+#: The largest ``after`` SQLite can compare (a signed 64-bit integer).
+MAX_SEQUENCE = 2**63 - 1
 
 
 class EventSignal:
@@ -65,6 +77,7 @@ def create_app(
     """The ASGI app; everything it needs is passed in."""
     new_events = signal or EventSignal()
     expected = token.encode() if token else None
+    waiting = 0
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -93,14 +106,25 @@ def create_app(
             return _error(400, str(exc))
         source = request.query_params.get("source") or None
         type_ = request.query_params.get("type") or None
+        nonlocal waiting
+        if wait > 0 and waiting >= MAX_LONG_POLLS:
+            return JSONResponse(
+                {"error": f"too many waiting feed requests (at most {MAX_LONG_POLLS})"},
+                status_code=429,
+                headers={"Retry-After": "1"},
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while True:
-            page: FeedPage = await asyncio.to_thread(view.feed, after, limit, source, type_)
-            remaining = deadline - loop.time()
-            if page.events or remaining <= 0:
-                break
-            await new_events.wait(min(remaining, RECHECK_S))
+        waiting += wait > 0
+        try:
+            while True:
+                page: FeedPage = await asyncio.to_thread(view.feed, after, limit, source, type_)
+                remaining = deadline - loop.time()
+                if page.events or remaining <= 0:
+                    break
+                await new_events.wait(min(remaining, RECHECK_S))
+        finally:
+            waiting -= wait > 0
         return JSONResponse({"events": page.events, "next_after": page.next_after})
 
     return Starlette(
@@ -135,11 +159,11 @@ def _params(request: Request) -> tuple[int, int, float]:
         wait = float(q.get("wait", "0"))
     except ValueError:
         raise ValueError("after and limit must be integers, wait a number of seconds") from None
-    if after < 0:
+    if not 0 <= after <= MAX_SEQUENCE:
         raise ValueError("after must be 0 or a sequence number from next_after")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    if wait < 0:
+    if not math.isfinite(wait) or wait < 0:
         raise ValueError("wait must be 0 or more seconds")
     return after, limit, min(wait, MAX_WAIT_S)
 
@@ -173,10 +197,23 @@ def bind(host: str, port: int) -> socket.socket:
 class HttpServer:
     """Runs the app on an already bound socket until :meth:`stop`."""
 
-    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+    ) -> None:
         self.sock = sock
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            http=limited_h11(max_connections=max_connections, header_timeout_s=header_timeout_s),
+            h11_max_incomplete_event_size=16 * 1024,  # request line and headers
         )
         self._server = _Server(config)
 

@@ -7,7 +7,7 @@ time through a :class:`StoreStats` callback, so they are right even after a rest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -66,6 +66,24 @@ class _StoreCollector(Collector):
         return iter(())
 
 
+class _SinkCollector(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, str]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        degraded = GaugeMetricFamily(
+            "watcher_sink_degraded",
+            "1 when a sink is degraded (Python handlers stuck past their timeout)",
+            labels=["sink"],
+        )
+        for sink, health in sorted(self._read().items()):
+            degraded.add_metric([sink], 0 if health == "ok" else 1)
+        yield degraded
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class Metrics:
     """The daemon's metrics; ``render()`` gives the Prometheus text format."""
 
@@ -107,6 +125,13 @@ class Metrics:
         )
         if store_stats is not None:
             r.register(_StoreCollector(store_stats))
+        self._sinks_watched = False
+
+    def watch_sinks(self, read: Callable[[], Mapping[str, str]]) -> None:
+        """Report ``watcher_sink_degraded`` from ``read()`` at scrape time (once)."""
+        if not self._sinks_watched:
+            self._sinks_watched = True
+            self.registry.register(_SinkCollector(read))
 
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)

@@ -12,10 +12,12 @@ Lifecycle::
     loop:  start every due job whose source is idle (one poll per source at a time)
     SIGHUP: build the new config's components; on error log config.reload_rejected
             and keep the old ones; else swap (in-flight polls finish on the old)
-    SIGTERM: STOPPING=1; start nothing new; in-flight polls get ``grace_s`` to commit
-            (then are cancelled: their open transaction rolls back); the dispatcher
-            is told to stop and finishes its in-flight attempts (``grace_s`` again);
-            HTTP closes; exit 0.
+    daily: apply the [store] retention (first 10 minutes after start), in a thread
+    SIGTERM: STOPPING=1; start nothing new; within one ``grace_s`` in all: in-flight
+            polls commit (else are cancelled: their open transaction rolls back), the
+            dispatcher finishes its in-flight attempts (else they are cancelled and
+            sent again after the restart), a running purge stops between batches;
+            HTTP closes; exit 0. A hung delivery handler never holds the exit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +36,7 @@ from watcher.clock import Clock
 from watcher.config import SourceConfig, WatcherConfig, load_config, resolve_secret
 from watcher.daemon.health import Readiness, assess, store_check
 from watcher.daemon.http import EventSignal, HttpServer, bind, create_app
+from watcher.daemon.http_guard import guard
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.schedule import (
     Job,
@@ -71,6 +75,11 @@ def is_auth_failure(exc: BaseException) -> bool:
     return False
 
 
+#: The retention purge runs this long after start, then once a day.
+PURGE_AFTER_START_S = 600.0
+PURGE_EVERY_S = 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class PollReport:
     """What one poll did; ``logged`` when the engine already wrote ``poll.finished``."""
@@ -106,6 +115,8 @@ class Components:
     summary: Mapping[str, Any] = field(default_factory=dict)
     aclose: Callable[[], Awaitable[None]] | None = None
     wake_dispatcher: Callable[[], None] | None = None
+    #: ``{sink: "ok" | why degraded}`` (stuck Python handlers); read by /readyz, /metrics.
+    sink_health: Callable[[], Mapping[str, str]] | None = None
 
 
 Builder = Callable[[WatcherConfig], Awaitable[Components]]
@@ -137,6 +148,7 @@ class Daemon:
         self.view = StoreView(self._db_path(config))
         self.state = ScheduleState(self._db_path(config))
         self.metrics = metrics or Metrics(lambda: self.view.stats(self.clock.now()))
+        self.metrics.watch_sinks(self.sink_health)
         self.every_s = every_s
         self.grace_s = grace_s
         self.serve_http = serve_http
@@ -164,6 +176,9 @@ class Daemon:
         self._poll_signal = EventSignal()
         self._auth_step = 0  # consecutive rejections of the access key
         self._auth_until: datetime | None = None  # no poll of the tenant starts before
+        self._next_purge: datetime | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+        self._purge_stop = threading.Event()
 
     def _db_path(self, config: WatcherConfig) -> Path:
         path = Path(config.store.path)
@@ -207,7 +222,7 @@ class Daemon:
         """Run until stopped (or, for tests and benchmarks, until ``until`` on the
         injected clock / ``max_polls`` polls have finished). Returns the exit code."""
         await asyncio.to_thread(self.state.migrate)
-        self._components = await self._build(self.config)
+        self._components = await self._build_checked(self.config)
         try:
             self._seen_sequence = await asyncio.to_thread(self.view.max_sequence)
             self._store_inode = self.view.inode()
@@ -225,6 +240,7 @@ class Daemon:
             **dict(self._components.summary),
         )
         self.notifier.ready(self._status_line("ready"))
+        self._next_purge = self.clock.now() + timedelta(seconds=PURGE_AFTER_START_S)
         self.started.set()
         try:
             await self._loop(until, max_polls)
@@ -251,6 +267,7 @@ class Daemon:
                 finally:
                     self.reload_finished.set()
             now = self.clock.now()
+            self._maybe_purge(now)
             if until is not None and now >= until and not self._tasks:
                 return
             if max_polls is not None and self.polls_finished >= max_polls:
@@ -265,6 +282,8 @@ class Daemon:
             wake = next_wake(self._due, running=set(self._tasks))
             if held and self._auth_until is not None and (wake is None or wake < self._auth_until):
                 wake = self._auth_until
+            if self._next_purge is not None and (wake is None or self._next_purge < wake):
+                wake = self._next_purge
             if until is not None and (wake is None or wake > until):
                 wake = until
             delay = None if wake is None else max(0.0, (wake - self.clock.now()).total_seconds())
@@ -390,10 +409,40 @@ class Daemon:
     def _status_line(self, prefix: str | None = None) -> str:
         return f"{prefix}; {self._status}" if prefix else self._status
 
+    # -- retention ----------------------------------------------------------------
+
+    def _maybe_purge(self, now: datetime) -> None:
+        if self._next_purge is None or now < self._next_purge:
+            return
+        if self._purge_task is not None and not self._purge_task.done():
+            return
+        self._next_purge = now + timedelta(seconds=PURGE_EVERY_S)
+        self._purge_task = asyncio.create_task(self._purge(now), name="purge")
+
+    async def _purge(self, now: datetime) -> None:
+        from watcher.store.retention import purge_file
+
+        path, store = self._db_path(self.config), self.config.store
+        try:
+            result = await asyncio.to_thread(
+                purge_file, path, store, now, stop=self._purge_stop.is_set
+            )
+        except WatcherError as exc:
+            log.warning("store.purge_failed", error=redact(str(exc)))
+            return
+        log.info(
+            "store.purged",
+            events=result.events,
+            delivered=result.delivered,
+            dead=result.dead,
+            polls=result.polls,
+            freed_bytes=result.freed_bytes,
+        )
+
     # -- readiness ----------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        """Store open, and every source's last poll recent and successful; not while
+        """Store open, every source's last poll recent and successful, no sink degraded; not while
         Gainsight rejects the access key (the ``gainsight`` check says why)."""
         readiness = assess(
             store=store_check(self._store_inode, self.view.inode(), self.view.is_open()),
@@ -401,6 +450,7 @@ class Daemon:
             jobs=self._jobs,
             last=dict(self.last_result),
             now=self.clock.now(),
+            sinks=self.sink_health(),
         )
         if self._auth_step and self._auth_until is not None:
             readiness.ready = False
@@ -410,6 +460,13 @@ class Daemon:
                 "gainsight.access_key_env / gainsight.access_key_file"
             )
         return readiness
+
+    def sink_health(self) -> dict[str, str]:
+        """``{sink: "ok" | why degraded}`` of the running components."""
+        components = self._components
+        if components is None or components.sink_health is None:
+            return {}
+        return dict(components.sink_health())
 
     # -- http, dispatcher, watchdog -------------------------------------------
 
@@ -428,7 +485,8 @@ class Daemon:
             token=token,
             signal=self.signal,
         )
-        self.http = HttpServer(app, bind(http.host, http.port))
+        guarded = guard(app, listen_host=http.host, allowed_hosts=http.allowed_hosts, token=token)
+        self.http = HttpServer(guarded, bind(http.host, http.port))
         task = asyncio.create_task(self.http.serve(), name="http")
         log.info("http.listening", listen=f"{http.host}:{self.http.port}")
         return task
@@ -453,15 +511,16 @@ class Daemon:
             else:
                 return
 
-    async def _stop_dispatcher(self) -> None:
+    async def _stop_dispatcher(self, within_s: float | None = None) -> None:
         task, stop = self._dispatch_task, self._dispatch_stop
         self._dispatch_task = self._dispatch_stop = None
         if task is None or stop is None:
             return
         stop.set()
-        done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+        limit = self.grace_s if within_s is None else within_s
+        done, _ = await asyncio.wait({task}, timeout=limit)
         if not done:
-            log.warning("dispatcher.stop_timeout", grace_s=self.grace_s)
+            log.warning("dispatcher.stop_timeout", grace_s=round(limit, 3))
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(task, return_exceptions=True)
@@ -487,18 +546,15 @@ class Daemon:
             return
         try:
             new = await asyncio.to_thread(load_config, path)
-            if self._db_path(new) != self._db_path(self.config):
-                raise ConfigError(
-                    f"{path}: store.path cannot change while running; restart watcher to "
-                    "use another database"
-                )
-            components = await self._build(new)
-        except WatcherError as exc:
+            self._check_same_store(new, path)
+            components = await self._build_checked(new)
+        except Exception as exc:  # noqa: BLE001 - the reload boundary: whatever failed, keep running
             self.metrics.reloads.labels(outcome="rejected").inc()
+            error = str(exc) if isinstance(exc, WatcherError) else f"{type(exc).__name__}: {exc}"
             log.error(  # noqa: TRY400 - one clear line; a traceback adds nothing here
                 "config.reload_rejected",
                 path=str(path),
-                error=redact(str(exc)),
+                error=redact(error)[:1000],
                 action="kept the running configuration; fix the file and send SIGHUP again",
             )
             return
@@ -522,6 +578,23 @@ class Daemon:
             **dict(components.summary),
         )
 
+    def _check_same_store(self, new: WatcherConfig, path: Path) -> None:
+        if self._db_path(new) != self._db_path(self.config):
+            raise ConfigError(
+                f"{path}: store.path cannot change while running; restart watcher to "
+                "use another database"
+            )
+
+    async def _build_checked(self, config: WatcherConfig) -> Components:
+        """Build ``config``'s components; a file too deeply nested to parse is a
+        configuration error (exit 2 at start: restarting cannot fix it)."""
+        try:
+            return await self._build(config)
+        except RecursionError:
+            raise ConfigError(
+                "a rules or config file is nested too deeply to read; flatten it"
+            ) from None
+
     # -- shutdown ---------------------------------------------------------------
 
     async def _close_components(self) -> None:
@@ -535,13 +608,22 @@ class Daemon:
         self.notifier.stopping("stopping: finishing in-flight work")
         in_flight = list(self._tasks.values())
         log.info("daemon.stopping", in_flight=len(in_flight), grace_s=self.grace_s)
+        self._purge_stop.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace_s
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
         if in_flight:
-            _, pending = await asyncio.wait(in_flight, timeout=self.grace_s)
+            _, pending = await asyncio.wait(in_flight, timeout=remaining())
             for task in pending:
                 log.warning("poll.cancelled", source=task.get_name().removeprefix("poll:"))
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
-        await self._stop_dispatcher()
+        await self._stop_dispatcher(remaining())
+        if self._purge_task is not None:  # it stops between batches
+            await asyncio.wait({self._purge_task}, timeout=remaining())
         if http_task is not None and self.http is not None:
             self.http.stop()
             await asyncio.gather(http_task, return_exceptions=True)

@@ -139,7 +139,7 @@ def real_builder(
 
     async def build(config: WatcherConfig) -> Components:
         from watcher.delivery.dispatcher import Dispatcher
-        from watcher.delivery.sinks import build_sinks
+        from watcher.delivery.sinks import build_sinks, sink_health
         from watcher.gainsight import open_client
         from watcher.poll import Poller
         from watcher.rules.loader import load_rules
@@ -208,6 +208,7 @@ def real_builder(
             summary={"rules": len(rules), "sinks": sorted(config.sinks)},
             aclose=aclose,
             wake_dispatcher=dispatcher.wake,
+            sink_health=lambda: sink_health(sinks),
         )
 
     return build

@@ -11,6 +11,7 @@ import httpx
 
 from watcher.dates import parse_retry_after
 from watcher.errors import RetryableDispatchError
+from watcher.httpread import bounded_post
 from watcher.rules.models import Rule
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
 
 #: The longest wait a receiver's ``Retry-After`` can impose (a day); longer is capped.
 MAX_RETRY_AFTER = 24 * 3600.0
+#: How much of a receiver's reply is read (only its status and a short error matter).
+MAX_REPLY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,23 @@ async def post(
     where: str,
 ) -> httpx.Response:
     """POST with a timeout; a timeout or transport failure becomes a
-    :class:`~watcher.errors.RetryableDispatchError` that never carries the URL."""
+    :class:`~watcher.errors.RetryableDispatchError` that never carries the URL.
+
+    ``timeout_s`` bounds the whole attempt (a reply trickling in cannot hold it longer);
+    at most :data:`MAX_REPLY_BYTES` of the reply are read, uncompressed
+    (``Accept-Encoding: identity``).
+    """
     try:
-        return await http.post(url, content=content, headers=headers, timeout=timeout_s)
+        return await bounded_post(
+            http,
+            url,
+            content=content,
+            headers=headers,
+            timeout=timeout_s,
+            deadline_s=timeout_s,
+            max_bytes=MAX_REPLY_BYTES,
+            truncate=True,
+        )
     except httpx.TimeoutException:
         raise RetryableDispatchError(
             f"{where}: no answer within {timeout_s:g}s; will retry"

@@ -7,6 +7,7 @@ object; longer content is split across sections, then across messages.
 from __future__ import annotations
 
 import string
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,11 @@ _SYSTEM = frozenset({"CreatedDate", "ModifiedDate", "CreatedBy", "ModifiedBy", "
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn control characters."""
+    """Slack's control characters, in every text Slack renders (mrkdwn and the fallback).
+
+    With ``& < >`` escaped, record data cannot form ``<!channel>`` mentions or
+    ``<url|label>`` links of its own.
+    """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -159,7 +164,8 @@ def link_for(template: str | None, event: Mapping[str, Any]) -> str | None:
         "id": event.get("id", ""),
         "type": event.get("type", ""),
     }
-    return template.format_map({k: str(v) for k, v in values.items()})
+    # Percent-encoded: a value cannot end the link (``|``, ``>``) or change its target.
+    return template.format_map({k: urllib.parse.quote(str(v), safe="") for k, v in values.items()})
 
 
 def check_link_template(template: str) -> None:
@@ -201,7 +207,7 @@ def _sections(text: str) -> list[dict[str, Any]]:
 
 def _context(event: Mapping[str, Any], rule: str) -> dict[str, Any]:
     data = _data(event)
-    when = format_value(event.get("time")) if event.get("time") else ""
+    when = escape(format_value(event.get("time"))) if event.get("time") else ""
     parts = [f"rule `{escape(rule)}`", escape(str(data.get("source", ""))), when]
     text = " · ".join(p for p in parts if p)
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(text, 3000)}]}
@@ -220,7 +226,12 @@ def event_blocks(
 
 
 def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
-    """Plain text for notifications and clients without Block Kit."""
+    """Plain text for notifications and clients without Block Kit, escaped: Slack
+    parses the fallback for mentions and links too."""
+    return _truncate(escape(_plain_text(events)), MAX_TEXT)
+
+
+def _plain_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
     if len(events) == 1:
         event = events[0][0]
         data = _data(event)
@@ -240,10 +251,10 @@ def fallback_text(events: Sequence[tuple[Mapping[str, Any], str]]) -> str:
         else:
             obj = str(data.get("object", "record"))
             text = f"{record_name(event)}: {OBJECT_LABELS.get(obj, obj)} {data.get('change', '')}"
-        return _truncate(text, MAX_TEXT)
+        return text
     names = ", ".join(record_name(e) for e, _ in events[:10])
     more = f" and {len(events) - 10} more" if len(events) > 10 else ""
-    return _truncate(f"{len(events)} Gainsight changes: {names}{more}", MAX_TEXT)
+    return f"{len(events)} Gainsight changes: {names}{more}"
 
 
 def slack_messages(

@@ -69,6 +69,7 @@ from watcher.gainsight.query import (
     select_of,
     style_of,
 )
+from watcher.httpread import MAX_REPLY_BYTES, ReplyTooLargeError, bounded_post
 from watcher.logging import get_logger, register_secret
 
 KEY_SETTING = "gainsight.access_key_env / gainsight.access_key_file"
@@ -214,13 +215,25 @@ class GainsightClient:
         url = self.base_url + path
         started = time.perf_counter()
         try:
-            if body is None:
-                response = await self._http.get(url, headers=self._headers, timeout=self._timeout)
-            else:
-                content = json.dumps(body, default=_json_default, separators=(",", ":"))
-                response = await self._http.post(
-                    url, content=content, headers=self._headers, timeout=self._timeout
-                )
+            response = await bounded_post(  # capped body, one deadline (watcher.httpread)
+                self._http,
+                url,
+                method="GET" if body is None else "POST",
+                content=(
+                    None
+                    if body is None
+                    else json.dumps(body, default=_json_default, separators=(",", ":"))
+                ),
+                headers=self._headers,
+                timeout=self._timeout,
+                deadline_s=self.timeout_s,
+                max_bytes=MAX_REPLY_BYTES,
+                accept_encoding="gzip, deflate",
+            )
+        except ReplyTooLargeError as exc:
+            raise MalformedResponseError(
+                f"{path}: reply larger than {MAX_REPLY_BYTES // 2**20} MiB; not read"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"{path}: no answer from {self.base_url} within {self.timeout_s:g}s "

@@ -14,6 +14,7 @@ locked database, ``StoreFullError`` when the disk is full).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -177,12 +178,35 @@ def classify(exc: sqlite3.Error, what: str) -> StoreError:
     return StoreError(f"store: {what}: {exc}")
 
 
+#: The database holds full customer records: readable and writable by its owner only.
+FILE_MODE = 0o600
+
+
+def own_file(path: Path) -> None:
+    """Create ``path`` owner-only whatever the umask, or make an existing one so.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so those
+    follow; they are tightened too when an older watcher left them readable."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if side.stat().st_mode & 0o077:
+                side.chmod(FILE_MODE)
+
+
 def open_database(path: str | Path) -> Database:
-    """Open (creating) the SQLite file at ``path`` with the store's pragmas."""
+    """Open (creating, owner-only) the SQLite file at ``path`` with the store's pragmas."""
     p = Path(path)
     try:
         if p.parent and not p.parent.exists():
-            p.parent.mkdir(parents=True, exist_ok=True)
+            p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        own_file(p)
         db = Database(p)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"store: cannot open {str(p)!r}: {exc}; check the path") from exc
@@ -197,7 +221,13 @@ def prepare(db: Database) -> None:
         if conn.in_transaction:
             conn.commit()
         conn.isolation_level = None
+        # Effective only on a new, empty file: the purge can then return free pages
+        # (watcher.store.retention converts an older file once).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA busy_timeout = 10000")
+        # Deleted rows' bytes are overwritten in their page where that costs no extra
+        # I/O; the daily purge returns the free pages (watcher.store.retention).
+        conn.execute("PRAGMA secure_delete = FAST")
         if not db.memory:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -63,6 +63,20 @@ class _Secrets:
         register_secret(secret)
         return secret_key(secret, f"sinks.{name}.secret")
 
+    def headers(self, name: str, sink: WebhookSinkConfig) -> dict[str, str]:
+        """Secret header values (registered for redaction), checked to fit a header."""
+        out = {}
+        for header, ref in sink.header_refs(name).items():
+            value = resolve_secret(ref, self._environ, self._base_dir)
+            register_secret(value)
+            if any(c in value for c in "\r\n\0"):
+                raise ConfigError(
+                    f"{ref.setting} (from {_origin(ref)}): the value has a line break; "
+                    "an HTTP header value must be one line"
+                )
+            out[header] = value
+        return out
+
     def callable(self, name: str, sink: PythonSinkConfig) -> Callable[..., Any]:
         return import_callable(sink.callable, f"sinks.{name}.callable")
 
@@ -119,7 +133,8 @@ def _build(
     sinks: dict[str, Sink] = {}
     for name, cfg in config.sinks.items():
         if isinstance(cfg, WebhookSinkConfig):
-            clash = sorted(h for h in cfg.headers if h.lower() in OWN_HEADERS)
+            given = (*cfg.headers, *cfg.headers_env, *cfg.headers_file)
+            clash = sorted(h for h in given if h.lower() in OWN_HEADERS)
             if clash:
                 raise ConfigError(
                     f"sinks.{name}.headers: {', '.join(map(repr, clash))} is set by watcher "
@@ -127,9 +142,13 @@ def _build(
                 )
             if live is not None:
                 url, key = live.url(name, cfg), live.key(name, cfg)
+                secret_headers = live.headers(name, cfg)
             else:
                 has_secret = sink_secret_ref(name, cfg) is not None
                 url, key = PREVIEW_URL, _PREVIEW_KEY if has_secret else None
+                secret_headers = {  # previews never read (or print) a secret
+                    h: f"<secret from {_origin(ref)}>" for h, ref in cfg.header_refs(name).items()
+                }
             sinks[name] = WebhookSink(
                 name,
                 url=url,
@@ -137,7 +156,7 @@ def _build(
                 http=http,
                 clock=clock,
                 timeout_s=cfg.timeout_s,
-                headers=cfg.headers,
+                headers={**cfg.headers, **secret_headers},
             )
         elif isinstance(cfg, SlackSinkConfig):
             if cfg.link_template:
@@ -159,8 +178,24 @@ def _build(
         else:
             assert isinstance(cfg, PythonSinkConfig)
             func = live.callable(name, cfg) if live is not None else _never_called
-            sinks[name] = PythonSink(name, func=func, spec=cfg.callable, timeout_s=cfg.timeout_s)
+            sinks[name] = PythonSink(
+                name,
+                func=func,
+                spec=cfg.callable,
+                timeout_s=cfg.timeout_s,
+                threads=cfg.concurrency,
+            )
     return sinks
+
+
+def sink_health(sinks: Mapping[str, Sink]) -> dict[str, str]:
+    """``{sink: "ok" | why degraded}`` for sinks that can degrade (a ``health()`` method)."""
+    out = {}
+    for name, sink in sinks.items():
+        health = getattr(sink, "health", None)
+        if callable(health):
+            out[name] = str(health())
+    return out
 
 
 def _never_called(event: object) -> None:

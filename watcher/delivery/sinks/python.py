@@ -1,15 +1,23 @@
 """Python sink: call ``package.module:function`` with the event dict, in-process.
 
-Sync functions run in a worker thread, async ones on the loop; both under the
-sink's timeout. An exception (or the timeout) is a failed attempt. A sync function
-that overruns keeps running in its thread; the attempt is still counted as failed.
+Sync functions run in the sink's own bounded set of threads (never asyncio's default
+pool, which the daemon's HTTP server and store reads use), async ones on the loop;
+both under the sink's timeout. An exception (or the timeout) is a failed attempt.
+
+A thread cannot be stopped: a sync function that overruns keeps its thread until it
+returns. Such a thread is *stuck*; while any is, the sink reports itself degraded
+(``/readyz``, ``/metrics``), and once all ``threads`` are stuck an attempt fails at
+once instead of starting another thread. Handler threads are daemon threads, so a
+stuck one never holds up the daemon's exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,17 +47,93 @@ def import_callable(spec: str, setting: str) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]  # callable() narrowed it
 
 
+class ThreadsFull(Exception):
+    """Every handler thread of the sink is busy (stuck handlers)."""
+
+
+class HandlerThreads:
+    """At most ``size`` handler calls in their own daemon threads; counts stuck ones."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self._name = name
+        self._size = size
+        self.busy = 0
+        self.stuck = 0
+
+    async def call(self, func: Callable[..., Any], arg: Any, limit_s: float) -> None:
+        """Run ``func(arg)`` in a thread; TimeoutError after ``limit_s`` (the thread is
+        left to finish and counted stuck until it does); ThreadsFull when full."""
+        if self.busy >= self._size:
+            raise ThreadsFull(
+                f"all {self._size} handler threads are busy ({self.stuck} past the timeout)"
+            )
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        state = {"timed_out": False}
+
+        def finished(error: BaseException | None) -> None:
+            self.busy -= 1
+            if state["timed_out"]:
+                self.stuck -= 1
+            if not done.done():
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
+
+        def run() -> None:
+            error: BaseException | None = RuntimeError("the handler ended the thread")
+            try:
+                func(arg)
+                error = None
+            except Exception as exc:  # noqa: BLE001  # handed to the awaiting attempt
+                error = exc
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: daemon stopped
+                    loop.call_soon_threadsafe(finished, error)
+
+        self.busy += 1
+        thread = threading.Thread(target=run, name=f"sink-{self._name}", daemon=True)
+        thread.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), limit_s)
+        except TimeoutError:
+            state["timed_out"] = True
+            self.stuck += 1
+            raise
+        finally:
+            if not done.done():  # an overrun or a cancelled attempt: nobody awaits it now
+                done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 class PythonSink:
     type = "python"
     max_batch = 1
 
     def __init__(
-        self, name: str, *, func: Callable[..., Any], spec: str, timeout_s: float = 10.0
+        self,
+        name: str,
+        *,
+        func: Callable[..., Any],
+        spec: str,
+        timeout_s: float = 10.0,
+        threads: int = 4,
     ) -> None:
         self.name = name
         self._func = func
         self._spec = spec
         self._timeout = timeout_s
+        self._threads = HandlerThreads(name, threads)
+
+    def health(self) -> str:
+        """``"ok"``, or why the sink is degraded (handler threads that overran)."""
+        stuck = self._threads.stuck
+        if not stuck:
+            return "ok"
+        return (
+            f"degraded: {stuck} handler call(s) still running past the {self._timeout:g}s "
+            "timeout; fix the handler (it blocks) and restart watcher"
+        )
 
     def preview(self, items: Sequence[Item]) -> Preview:
         return Preview(
@@ -63,11 +147,13 @@ class PythonSink:
             if inspect.iscoroutinefunction(self._func):
                 await asyncio.wait_for(self._func(item.event), self._timeout)
             else:
-                await asyncio.wait_for(asyncio.to_thread(self._func, item.event), self._timeout)
+                await self._threads.call(self._func, item.event, self._timeout)
         except TimeoutError:
             raise RetryableDispatchError(
                 f"{where}: did not return within {self._timeout:g}s; will retry"
             ) from None
+        except ThreadsFull as exc:
+            raise RetryableDispatchError(f"{where}: {exc}; will retry") from None
         except Exception as exc:  # noqa: BLE001  # the handler's own errors: a failed attempt
             message = redact(str(exc))[:300]
             raise RetryableDispatchError(
