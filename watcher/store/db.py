@@ -119,6 +119,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        "field sets: the select each snapshot was taken with",
+        (
+            "ALTER TABLE snapshots ADD COLUMN fields INTEGER",
+            """CREATE TABLE field_sets (
+                id INTEGER PRIMARY KEY,
+                source TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (source, fields)
+            )""",
+        ),
+    ),
 )
 
 
