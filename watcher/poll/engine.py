@@ -54,18 +54,13 @@ from watcher.clock import Clock, SystemClock
 from watcher.config import SourceConfig
 from watcher.core.diff import Change, Touch, compare, key_of
 from watcher.core.events import change_event, delete_held_event, uuid7
-from watcher.core.normalize import (
-    Record,
-    clean_text,
-    fingerprint,
-    has_surrogate,
-    normalize_record,
-)
-from watcher.dates import format_utc, number_to_date, parse_iso
+from watcher.core.normalize import Record, normalize_record
+from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.query import Condition, modified_since, select_of
 from watcher.logging import get_logger
+from watcher.poll.intake import RECORD_ERRORS, Oddities, Page, keep_one, read_records
 from watcher.poll.paging import range_pages, read_ahead
 from watcher.poll.source import PageLike, RecordSource
 from watcher.store.store import PageCommit, Store
@@ -85,10 +80,6 @@ DELETE_LOG_RETENTION = timedelta(days=15)
 # A modified date later than now plus this is not believed: it never moves the
 # watermark (one record dated 2031 would otherwise freeze incremental reads).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-MAX_WARNINGS = 20  # per poll and kind: a page of 5000 bad rows must not flood the log
-SAMPLE_KEYS = 5
-# What a record can raise on its way through the comparison; anything else is a bug.
-_RECORD_ERRORS = (AttributeError, TypeError, ValueError, RecursionError)
 
 _log = get_logger("watcher.poll")
 
@@ -162,8 +153,10 @@ class _Sweep:
     stored_sets: dict[int, frozenset[str]] = field(default_factory=dict)
     ignores: dict[int, tuple[frozenset[str], bool]] = field(default_factory=dict)
     seen_pages: int = 0
-    future_keys: list[str] = field(default_factory=list)
-    warned: dict[str, int] = field(default_factory=dict)
+    odd: Oddities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.odd = Oddities(self.result, self.source.name, self.result.poll_id, self.source.key)
 
 
 class Poller:
@@ -264,7 +257,7 @@ class Poller:
                 source=result.source,
                 poll_id=result.poll_id,
                 records=result.future,
-                sample_keys=sweep.future_keys,
+                sample_keys=sweep.odd.future_keys,
                 note=f"{sweep.source.modified_field} later than now; the watermark ignores it",
             )
         log = _log.warning if outcome in ("failed", "held") else _log.info
@@ -325,7 +318,8 @@ class Poller:
         source = sweep.source
         result = sweep.result
         page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
-        fresh, prints, stored = self._read_page(sweep, records, mark_seen, page_number)
+        found, stored = self._read_page(sweep, records, mark_seen, page_number)
+        fresh, prints = found.records, found.prints
         changed = [k for k in fresh if stored.get(k) != prints[k]]
         if not changed:
             return page
@@ -334,9 +328,9 @@ class Poller:
         for key in changed:
             try:
                 after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
-            except _RECORD_ERRORS as exc:
+            except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
-                self._skip(sweep, records, fresh[key], page_number, why)
+                sweep.odd.skip(records, fresh[key], page_number, why)
                 continue
             page.writes.append((key, prints[key], after))
             if isinstance(outcome, Change):
@@ -353,59 +347,33 @@ class Poller:
 
     def _read_page(
         self, sweep: _Sweep, records: Sequence[Record], mark_seen: bool, page_number: int
-    ) -> tuple[dict[str, Record], dict[str, int], dict[str, int]]:
-        """Key -> record and raw fingerprint of the page's usable records; stored fingerprints.
+    ) -> tuple[Page, dict[str, int]]:
+        """The page's usable records (:mod:`watcher.poll.intake`) and their stored fingerprints.
 
-        Also moves the poll's watermark candidate (never past now + MAX_CLOCK_SKEW).
+        Also moves the poll's watermark candidate (never past now + MAX_CLOCK_SKEW). In
+        a full sweep, a key an earlier page already had is dropped: the copy read first
+        was compared and kept.
         """
-        source = sweep.source
-        fresh: dict[str, Record] = {}
-        prints: dict[str, int] = {}
-        modified = source.modified_field
-        top = sweep.max_modified
-        ceiling = format_utc(self.clock.now() + MAX_CLOCK_SKEW)
-        key_field = source.key
-        bad = 0
-        for raw in records:
-            try:
-                key = raw.get(key_field)
-                if type(key) is not str or not key:
-                    key = key_of(raw, key_field)
-                    if key is None:
-                        bad += 1
-                        self._skip(sweep, records, raw, page_number, "no usable key")
-                        continue
-                fp = fingerprint(raw)
-                fresh[key] = raw
-                prints[key] = fp
-                stamp = raw.get(modified)
-                if stamp is not None and type(stamp) is not str:
-                    stamp = number_to_date(stamp)
-                if type(stamp) is str and (top is None or stamp > top):
-                    if stamp > ceiling:
-                        self._future(sweep, key)
-                    else:
-                        top = stamp
-            except _RECORD_ERRORS as exc:
-                bad += 1
-                self._skip(sweep, records, raw, page_number, f"unreadable ({exc!r:.200})")
-        sweep.max_modified = top
-        if not "".join(fresh).isascii():
-            for key in [k for k in fresh if has_surrogate(k)]:
-                bad += 1
-                self._skip(sweep, records, fresh.pop(key), page_number, "key is not valid text")
-                del prints[key]
-        repeated = len(fresh) + bad < len(records)
+        name = sweep.source.name
+        found = read_records(
+            records,
+            sweep.odd,
+            modified_field=sweep.source.modified_field,
+            top=sweep.max_modified,
+            ceiling=format_utc(self.clock.now() + MAX_CLOCK_SKEW),
+            page=page_number,
+        )
+        sweep.max_modified = found.top
         if mark_seen:
             sweep.seen_pages += 1
-            again = self.store.seen_mark(source.name, list(fresh), sweep.seen_pages)
-            for key in again:  # the copy read first was compared and kept
-                del fresh[key], prints[key]
-            self._duplicates(sweep, again, page_number)
-        stored = self.store.fingerprints(source.name, list(fresh))
-        if repeated:
-            self._keep_one(sweep, records, fresh, prints, stored=stored, page_number=page_number)
-        return fresh, prints, stored
+            again = self.store.seen_mark(name, list(found.records), sweep.seen_pages)
+            for key in again:
+                del found.records[key], found.prints[key]
+            sweep.odd.duplicates(again, page_number)
+        stored = self.store.fingerprints(name, list(found.records))
+        if found.repeated:
+            keep_one(records, found, sweep.odd, stored=stored, page=page_number)
+        return found, stored
 
     def _compare(
         self, sweep: _Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
@@ -442,87 +410,6 @@ class Poller:
             result.fields_removed = sorted({*result.fields_removed, *(old - sweep.fields)})
         sweep.ignores[set_id] = (ignore, reselected)
         return ignore, reselected
-
-    def _keep_one(
-        self,
-        sweep: _Sweep,
-        records: Sequence[Record],
-        fresh: dict[str, Record],
-        prints: dict[str, int],
-        *,
-        stored: dict[str, int],
-        page_number: int,
-    ) -> None:
-        """A key that comes twice in one page: keep one copy, warn.
-
-        The copy equal to the stored snapshot is kept if there is one (a tenant that
-        sends the copies in a new order each time then changes nothing), else the
-        first; either way the choice gives one event at most, never two that
-        contradict each other.
-        """
-        copies: dict[str, list[tuple[int, Record]]] = {}
-        for raw in records:
-            key = key_of(raw, sweep.source.key) if isinstance(raw, dict) else None
-            if key is not None and key in fresh:
-                try:
-                    copies.setdefault(key, []).append((fingerprint(raw), raw))
-                except _RECORD_ERRORS:
-                    continue  # skipped already
-        repeated = [k for k, c in copies.items() if len(c) > 1]
-        for key in repeated:
-            want = stored.get(key)
-            prints[key], fresh[key] = next((c for c in copies[key] if c[0] == want), copies[key][0])
-        extra = [k for k in repeated for _ in copies[k][1:]]
-        self._duplicates(sweep, extra, page_number)
-
-    def _duplicates(self, sweep: _Sweep, keys: Sequence[str], page_number: int) -> None:
-        if not keys:
-            return
-        sweep.result.duplicates += len(keys)
-        if self._may_warn(sweep, "duplicate"):
-            _log.warning(
-                "poll.duplicate_key",
-                source=sweep.source.name,
-                poll_id=sweep.result.poll_id,
-                page=page_number,
-                copies=len(keys),
-                sample_keys=[clean_text(k) for k in list(dict.fromkeys(keys))[:SAMPLE_KEYS]],
-                note="the tenant returned a key more than once in one poll; one copy is kept",
-            )
-
-    def _skip(
-        self,
-        sweep: _Sweep,
-        records: Sequence[Record],
-        raw: Any,
-        page_number: int,
-        reason: str,
-    ) -> None:
-        """Count and report a record that cannot be compared; the rest of the page goes on."""
-        sweep.result.skipped += 1
-        if not self._may_warn(sweep, "skip"):
-            return
-        row = next((i for i, r in enumerate(records) if r is raw), -1)
-        key = raw.get(sweep.source.key) if isinstance(raw, dict) else None
-        _log.warning(
-            "poll.record_skipped",
-            source=sweep.source.name,
-            poll_id=sweep.result.poll_id,
-            page=page_number,  # 0: a read by key
-            row=row,  # 0-based position in that page's reply
-            key=clean_text(str(key))[:100] if key is not None else None,
-            reason=reason,
-        )
-
-    def _future(self, sweep: _Sweep, key: str) -> None:
-        sweep.result.future += 1
-        if len(sweep.future_keys) < SAMPLE_KEYS:
-            sweep.future_keys.append(clean_text(key))
-
-    def _may_warn(self, sweep: _Sweep, kind: str) -> bool:
-        count = sweep.warned.get(kind, 0)
-        sweep.warned[kind] = count + 1
-        return count < MAX_WARNINGS
 
     def _event(self, sweep: _Sweep, change: Change, now: datetime) -> dict[str, Any]:
         source = sweep.source
