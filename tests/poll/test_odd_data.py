@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.poll.helpers import Harness, company, source_config, tenant
 from watcher.poll import MIN_HELD_DELETES, MemorySource
+from watcher.poll.intake import MAX_WARNINGS
 from watcher.store.store import event_text
 
 
@@ -242,3 +243,40 @@ async def test_adding_a_date_field_later_is_not_a_change(tmp_path: Path) -> None
     (event,) = h.events()
     assert set(event["data"]["changes"]) == {"Arr"}
     assert event["data"]["after"]["Deadline"] == "2025-12-01T00:00:00.000Z"
+
+
+async def test_a_snapshot_stored_with_nan_by_an_older_version_gives_no_phantom_change(
+    tmp_path: Path,
+) -> None:
+    """A body written with a bare NaN token before this fix reads back as NaN; the stored
+    record is normalized again before comparing, so only the real change is reported."""
+    feed = tenant(2)
+    feed.records["1P02000001"]["Score"] = math.nan
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config()
+    await h.poller.poll(src)
+    h.store.conn.execute(
+        "UPDATE snapshots SET body = replace(body, '\"Score\":null', '\"Score\":NaN') "
+        "WHERE key = '1P02000001'"
+    )
+    assert math.isnan(dict(h.store.iter_snapshots("companies"))["1P02000001"]["Score"])
+    feed.records["1P02000001"]["Arr"] = 5.5
+    await h.poller.poll(src)
+    (event,) = h.events()
+    assert set(event["data"]["changes"]) == {"Arr"}
+    assert event["data"]["before"]["Score"] is None
+
+
+async def test_many_bad_records_are_all_counted_but_the_log_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    """30 records without a key on one page: 30 skipped, at most MAX_WARNINGS lines."""
+    feed = tenant(40, page_size=50)
+    for i in range(30):
+        feed.records[f"1P02{i:06d}"]["Gsid"] = None
+    h = Harness(tmp_path / "w.db", feed)
+    with capture_logs() as logs:
+        result = await h.poller.poll(source_config(page_size=50))
+    assert result.outcome == "ok"
+    assert (result.skipped, result.created) == (30, 10)
+    assert len([e for e in logs if e["event"] == "poll.record_skipped"]) == MAX_WARNINGS
