@@ -15,7 +15,9 @@ Full sweep
     in batches, each batch one transaction. If they exceed ``max_delete_fraction`` of the source, no
     delete is applied: the hold is recorded, logged, and one
     ``gainsight.watcher.delete_held`` event is emitted; a sweep run with
-    ``allow_mass_delete`` applies it.
+    ``allow_mass_delete`` applies it. Whatever the fraction, a sweep that read no
+    record while records are stored, or that would delete every stored record, is
+    held too. A key an earlier page already had is dropped (the first copy counts).
 
 Unordered sources
     Cockpit lists (CTAs, goals) document no sort order, and a tenant may return
@@ -29,12 +31,20 @@ Unordered sources
 Incremental
     ``modified_field GTE (watermark - overlap)``, ordered by modified field then
     key. The watermark advances in the transaction that commits the page it
-    covers (at the end, when the source's order cannot be trusted). CTA date
+    covers (at the end, when the source's order cannot be trusted), never past
+    now + :data:`MAX_CLOCK_SKEW`; a full sweep brings it back to no later than its
+    own start. CTA date
     filters may compare whole days, so their lower bound is floored to midnight.
 
 Delete log
     Reads Gainsight's delete feed since the last read (less the overlap),
     confirms each stored key is really gone, and emits ``deleted`` events.
+
+Odd records (no usable key, a key twice in a page, a future modified date) are
+handled by :mod:`watcher.poll.intake`: skipped or dropped, counted, logged with
+where they were; the rest of the page goes on. Each snapshot records the field set
+(effective select) it was read with: fields in only one of the snapshot's and the
+poll's select are refreshed silently.
 
 Crash safety: every commit is atomic and idempotent against the stored state, so
 a poll killed anywhere and run again neither loses nor duplicates an event.
