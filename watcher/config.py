@@ -244,6 +244,7 @@ class SourceConfig(_Model):
     select: tuple[str, ...] = ()
     key: str = "Gsid"
     ignore_fields: tuple[str, ...] = ()
+    date_fields: tuple[str, ...] = ()
     modified_field: str = "ModifiedDate"
     full_sweep: str = "0 */6 * * *"
     incremental: str | None = None

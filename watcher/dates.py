@@ -115,6 +115,19 @@ def _format_epoch_ms(ms: int) -> str:
     return text
 
 
+def number_to_date(value: Any) -> Any:
+    """A plausible epoch-ms instant (2000-2100) as canonical text, else ``value`` unchanged.
+
+    For fields known to be dates whatever their name (the modified field, a source's
+    ``date_fields``); :func:`normalize_date` asks the field name first.
+    """
+    if type(value) is int:
+        return _format_epoch_ms(value) if _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX else value
+    if type(value) is float and _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
+        return format_utc(from_epoch_ms(value))
+    return value
+
+
 def normalize_date(value: Any, field: str = "") -> Any:
     """Return the canonical ISO text for a date value, else ``value`` unchanged.
 

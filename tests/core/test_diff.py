@@ -15,6 +15,8 @@ from watcher.core.diff import (
     apply,
     compare,
     diff,
+    field_changes,
+    key_of,
     normalize_state,
     record_key,
 )
@@ -156,3 +158,22 @@ def test_changes_never_mention_ignored_fields(
         if change.change == "updated":
             assert change.changes
             assert not set(change.changes) & set(ignore)
+
+
+@pytest.mark.parametrize(("old", "new"), [("", None), (None, ""), ("", "MISSING")])
+def test_empty_string_and_null_are_the_same_no_value(old: Any, new: Any) -> None:
+    """ "" -> null (or a missing field) is a touch, not a change."""
+    before = normalize_state([rec("A", Stage=old)], KEY)["A"]
+    after_fields = {} if new == "MISSING" else {"Stage": new}
+    after = normalize_state([rec("A", **after_fields)], KEY)["A"]
+    assert isinstance(compare("A", before, after), Touch)
+    assert field_changes({"x": ""}, {"x": "a"}) == {"x": FieldChange("", "a")}
+
+
+@pytest.mark.parametrize(
+    ("key", "usable"),
+    [("1P02X", "1P02X"), (None, None), ("", None), ("1P02\ud800", None), (7, "7"), (True, None)],
+)
+def test_key_of_rejects_unusable_keys(key: Any, usable: str | None) -> None:
+    """Null, empty, non-scalar keys and keys with a lone surrogate are not usable."""
+    assert key_of({KEY: key}, KEY) == usable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.core.normalize import (
+    MAX_DEPTH,
+    TOO_DEEP,
     canonical_json,
     fingerprint,
     normalize_record,
@@ -98,3 +101,59 @@ def test_normalization_is_idempotent(record: dict[str, Any]) -> None:
     twice = normalize_record(once)
     assert canonical_json(once) == canonical_json(twice)
     assert fingerprint(once) == fingerprint(twice)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, json.loads("1e400")])
+def test_non_finite_numbers_become_null(value: float) -> None:
+    """NaN and Infinity (also 1e400, which JSON parses to inf) have no JSON spelling and
+    NaN never equals itself: they normalize to None, nested too."""
+    assert normalize_value(value, "Arr") is None
+    assert normalize_value(value, "RenewalDate") is None
+    record = normalize_record({"Arr": value, "Tags": [value], "Extra": {"x": value}})
+    assert record == {"Arr": None, "Tags": [None], "Extra": {"x": None}}
+    assert same_value(normalize_value(value), normalize_value(value))
+
+
+def test_lone_surrogates_are_replaced_in_values_and_field_names() -> None:
+    """ "\\ud800" is a legal JSON escape but not text: it becomes U+FFFD everywhere."""
+    record = normalize_record(
+        {"Name": "A\ud800B", "Bad\udfffName": 1, "Tags": ["x\udc00"], "Obj": {"k\ud800": "v"}}
+    )
+    assert record == {
+        "Name": "A\ufffdB",
+        "Bad\ufffdName": 1,
+        "Tags": ["x\ufffd"],
+        "Obj": {"k\ufffd": "v"},
+    }
+    canonical_json(record).encode("utf-8")
+    assert normalize_record({"Name": "Zoë 😀"}) == {"Name": "Zoë 😀"}
+
+
+def test_deep_nesting_is_bounded_not_a_recursion_error() -> None:
+    """A value nested 500 deep is cut at MAX_DEPTH levels; the result is idempotent."""
+    value: Any = "bottom"
+    for _ in range(500):
+        value = {"child": [value]}
+    record = normalize_record({"Payload": value})
+    depth, node = 0, record["Payload"]
+    while isinstance(node, dict | list):
+        node = node["child"] if isinstance(node, dict) else node[0]
+        depth += 1
+    assert depth == MAX_DEPTH
+    assert node == TOO_DEEP
+    assert normalize_record(record) == record
+    canonical_json(record)
+
+
+def test_date_fields_decide_for_names_that_do_not_look_like_dates() -> None:
+    """`Deadline` as epoch ms is a date when listed; unlisted it stays a number."""
+    ms = 1_764_547_200_000
+    assert normalize_record({"Deadline": ms}) == {"Deadline": ms}
+    assert normalize_record({"Deadline": ms}, ("Deadline",)) == {
+        "Deadline": "2025-12-01T00:00:00.000Z"
+    }
+    assert normalize_record({"Deadline": float(ms)}, ("Deadline",)) == {
+        "Deadline": "2025-12-01T00:00:00.000Z"
+    }
+    assert normalize_record({"Deadline": 42}, ("Deadline",)) == {"Deadline": 42}  # implausible
+    assert normalize_record({"RenewalDate": ms}, ("Deadline",))["RenewalDate"].startswith("2025")

@@ -216,3 +216,40 @@ def test_get_event_by_a_non_ascii_digit_finds_nothing(store: Store) -> None:
     store.commit("a", PageCommit(events=[event("e1")]))
     assert store.get_event("²") is None
     assert store.get_event("1") is not None
+
+
+def test_snapshots_remember_the_field_set_they_were_taken_with(tmp_path: Path) -> None:
+    """A version-2 database gains field sets; its old snapshots count as taken with
+    the first field set recorded, new writes carry their own."""
+    path = tmp_path / "w.db"
+    db = open_database(path)
+    migrate(db, FakeClock().now, MIGRATIONS[:2])
+    db.conn.execute(
+        "INSERT INTO snapshots (source, key, fp, body, updated_at) "
+        "VALUES ('companies', 'K0', 1, '{\"Gsid\":\"K0\"}', 'x')"
+    )
+    db.conn.close()
+    store = Store.open(path, clock=FakeClock())
+    first = store.field_set("companies", ["Gsid", "Nps"])
+    assert store.field_set("companies", ["Nps", "Gsid", "Nps"]) == first  # order, repeats
+    assert store.field_set("companies", ["Gsid", "Arr"], create=False) is None
+    second = store.field_set("companies", ["Gsid", "Arr"])
+    assert first is not None
+    assert second is not None
+    assert second != first
+    page = PageCommit(field_set=second)
+    page.writes.append(("K1", 2, {"Gsid": "K1"}))
+    store.commit("companies", page)
+    rows = store.snapshot_rows("companies", ["K0", "K1"])
+    sets = store.field_sets("companies")
+    assert sets[rows["K0"][1]] == frozenset({"Gsid", "Nps"})  # legacy: the first field set
+    assert sets[rows["K1"][1]] == frozenset({"Gsid", "Arr"})
+    assert store.field_sets("other") == {}
+
+
+def test_seen_mark_returns_keys_an_earlier_page_had(store: Store) -> None:
+    """Keys marked by an earlier page come back; a page's own keys do not."""
+    store.seen_reset("companies")
+    assert store.seen_mark("companies", ["A", "B"], 1) == []
+    assert store.seen_mark("companies", ["C", "B", "D"], 2) == ["B"]
+    assert store.missing_collect("companies") == 0

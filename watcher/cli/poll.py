@@ -194,16 +194,35 @@ def print_summary(result: Any, out: TextIO) -> None:
         f"  deleted    {result.deleted:,}",
     ]
     if result.touched:
-        lines.append(f"  refreshed  {result.touched:,} (only ignored fields changed)")
+        lines.append(f"  refreshed  {result.touched:,} (no reported field changed)")
+    if result.reselected:
+        fields = [f"+{f}" for f in result.fields_added] + [f"-{f}" for f in result.fields_removed]
+        lines.append(
+            f"  select     {result.reselected:,} snapshots retaken with the edited select "
+            f"({', '.join(fields)}); no events for those fields"
+        )
+    if result.skipped:
+        lines.append(
+            f"  skipped    {result.skipped:,} records without a usable key or unreadable "
+            "(warnings name page and row)"
+        )
+    if result.duplicates:
+        lines.append(
+            f"  duplicates {result.duplicates:,} extra copies of keys read twice; one copy kept"
+        )
+    if result.future:
+        lines.append(
+            f"  future     {result.future:,} records modified later than now; "
+            "the watermark ignores them"
+        )
     if result.missing:
         lines.append(
             f"  missing    {result.missing:,} not seen by paging; "
             f"{result.reappeared:,} found again by key"
         )
     if result.held:
-        lines.append(
-            f"  HELD       {result.held:,} deletes exceed max_delete_fraction; nothing deleted."
-        )
+        reason = result.held_reason or "the deletes exceed max_delete_fraction"
+        lines.append(f"  HELD       {result.held:,} deletes: {reason}; nothing deleted.")
         lines.append(
             f"             apply with: watcher poll {result.source} --full --allow-mass-delete"
         )

@@ -4,7 +4,9 @@ No I/O, clock or logging. Records are normalized (:mod:`watcher.core.normalize`)
 before they are compared, so a different spelling of the same value is never a
 change. Fields in ``ignore_fields`` are never reported: a record whose only
 differences are in ignored fields is not *updated*, but it is still *touched*
-(the stored snapshot takes the new values, silently).
+(the stored snapshot takes the new values, silently). An empty string and
+``None`` (or a missing field) are the same "no value": Gainsight spells a
+cleared field either way, so ``"" -> null`` is a touch, not a change.
 
 Two levels:
 
@@ -20,7 +22,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from watcher.core.normalize import Record, normalize_record, same_value
+from watcher.core.normalize import Record, has_surrogate, normalize_record, same_value
 
 ChangeKind = Literal["created", "updated", "deleted"]
 
@@ -72,9 +74,14 @@ def field_changes(
             continue
         old = before.get(name)
         new = after.get(name)
-        if not same_value(old, new):
+        if not same_value(old, new) and not (_blank(old) and _blank(new)):
             out[name] = FieldChange(old, new)
     return out
+
+
+def _blank(value: Any) -> bool:
+    """No value: ``None`` or ``""`` (a missing field reads as ``None``)."""
+    return value is None or (type(value) is str and not value)
 
 
 def compare(
@@ -116,12 +123,25 @@ def normalize_state(records: Iterable[Mapping[str, Any]], key_field: str) -> dic
     return state
 
 
-def record_key(record: Mapping[str, Any], key_field: str) -> str:
-    """The key of a record as text; a record without one is a malformed page."""
+def key_of(record: Mapping[str, Any], key_field: str) -> str | None:
+    """The key of a record as text; ``None`` when it has no usable one.
+
+    Unusable: missing, ``null``, ``""``, a list, object or boolean, or text with a
+    lone surrogate (it cannot be stored, and no by-key read can ask for it).
+    """
     value = record.get(key_field)
-    if value is None or value == "":
-        raise ValueError(f"record has no value for its key field {key_field!r}")
-    return str(value)
+    if value is None or value == "" or isinstance(value, bool | dict | list):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return None if has_surrogate(text) else text
+
+
+def record_key(record: Mapping[str, Any], key_field: str) -> str:
+    """The key of a record as text; a record without a usable one is an error."""
+    key = key_of(record, key_field)
+    if key is None:
+        raise ValueError(f"record has no usable value for its key field {key_field!r}")
+    return key
 
 
 def diff(

@@ -80,8 +80,9 @@ def delete_held_event(
     total: int,
     max_delete_fraction: float,
     sample_keys: list[str],
+    reason: str = "the deletes exceed max_delete_fraction",
 ) -> dict[str, Any]:
-    """One event saying a sweep's deletes were held instead of applied."""
+    """One event saying a sweep's deletes were held instead of applied, and why."""
     fraction = held / total if total else 1.0
     return {
         "specversion": SPECVERSION,
@@ -100,6 +101,7 @@ def delete_held_event(
             "fraction": round(fraction, 6),
             "max_delete_fraction": max_delete_fraction,
             "sample_keys": sample_keys,
+            "reason": reason,
             "apply_with": f"watcher poll {source_name} --full --allow-mass-delete",
             "poll": {"id": poll_id, "mode": poll_mode},
         },

@@ -9,7 +9,18 @@ any order. :func:`normalize_record` maps every spelling to one canonical form:
   always, numbers only in date-named fields and when plausible epoch-ms;
 - a float with an integral value becomes an ``int`` (``22.0`` -> ``22``), so the
   canonical JSON of equal numbers is equal text;
-- nested objects are normalized recursively; lists keep their order.
+- nested objects are normalized recursively; lists keep their order;
+- poison values are made harmless where data arrives: a number that is not finite
+  (``NaN``, ``Infinity``, or ``1e400``, which JSON parses to infinity) becomes
+  ``None`` - it has no JSON spelling and never equals itself; a lone UTF-16
+  surrogate (``"\\ud800"`` is a legal JSON escape but not Unicode text) becomes
+  U+FFFD, in values and in field names; a container nested deeper than
+  :data:`MAX_DEPTH` levels is replaced by the text :data:`TOO_DEEP` (a record is
+  flat; a value nested 500 deep would otherwise exhaust the stack).
+
+Numbers are dates (epoch milliseconds) in fields whose names look like dates
+(``RenewalDate``, ``DeletedOn``) and in the fields the caller names
+(``date_fields``, a source setting: ``Deadline`` sent as epoch ms).
 
 :func:`fingerprint` hashes a normalized record, a fast path that lets unchanged
 records skip the field-by-field comparison. Normalization is
@@ -22,16 +33,21 @@ import hashlib
 import json
 import marshal
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from watcher.dates import looks_like_date_field, normalize_date
+from watcher.dates import looks_like_date_field, normalize_date, number_to_date
 
 Record = dict[str, Any]
+DateTest = Callable[[str], bool]
 
+MAX_DEPTH = 32
+TOO_DEEP = f"[value nested deeper than {MAX_DEPTH} levels: not kept]"
 _MAX_EXACT_INT = 2**53
 _DATE_FIELDS: dict[str, bool] = {}
 _CANONICAL_LEN = len("2026-11-23T16:00:00.000Z")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _is_date_field(field: str) -> bool:
@@ -41,6 +57,26 @@ def _is_date_field(field: str) -> bool:
         if len(_DATE_FIELDS) < 100_000:  # field names are few; bound it anyway
             _DATE_FIELDS[field] = known
     return known
+
+
+def date_test(date_fields: Collection[str] = ()) -> DateTest:
+    """Whether a field's numbers are dates: its name looks like one, or it is listed."""
+    if not date_fields:
+        return _is_date_field
+    listed = frozenset(date_fields)
+    return lambda field: field in listed or _is_date_field(field)
+
+
+def clean_text(value: str) -> str:
+    """``value`` with lone surrogates replaced by U+FFFD (ASCII text is returned at once)."""
+    if value.isascii():
+        return value
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def has_surrogate(value: str) -> bool:
+    """Text that is not valid Unicode (a lone surrogate): SQLite and UTF-8 cannot hold it."""
+    return not value.isascii() and _SURROGATE.search(value) is not None
 
 
 def _string(value: str) -> str:
@@ -54,49 +90,70 @@ def _string(value: str) -> str:
     return result
 
 
-def normalize_value(value: Any, field: str = "") -> Any:
+def normalize_value(
+    value: Any, field: str = "", is_date: DateTest = _is_date_field, depth: int = 0
+) -> Any:
     """Canonical form of one value; ``field`` (the key it sits under) decides epoch-ms dates."""
     if value is None or value is True or value is False:
         return value
     if isinstance(value, str):
-        return _string(value)
+        return _string(clean_text(value))
     if isinstance(value, int):
-        if field and _is_date_field(field):
-            return normalize_date(value, field)
+        if field and is_date(field):
+            return number_to_date(value)
         return value
     if isinstance(value, float):
-        if field and _is_date_field(field):
-            value = normalize_date(value, field)
+        if not math.isfinite(value):
+            return None  # NaN / Infinity: no JSON spelling, and NaN != NaN
+        if field and is_date(field):
+            value = number_to_date(value)
             if not isinstance(value, float):
                 return value
-        if math.isfinite(value) and value.is_integer() and abs(value) < _MAX_EXACT_INT:
+        if value.is_integer() and abs(value) < _MAX_EXACT_INT:
             return int(value)
         return value
     if isinstance(value, Mapping):
-        return {str(k): normalize_value(v, str(k)) for k, v in value.items()}
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP
+        return {
+            clean_text(str(k)): normalize_value(v, str(k), is_date, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [normalize_value(v, field) for v in value]
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP
+        return [normalize_value(v, field, is_date, depth + 1) for v in value]
     return value
 
 
-def normalize_record(record: Mapping[str, Any]) -> Record:
+def normalize_record(record: Mapping[str, Any], date_fields: Collection[str] = ()) -> Record:
     """Canonical form of a flat record (keys as Gainsight sent them).
 
     Copies the record in C and rewrites only the values whose canonical form differs
-    (date-like text, whole numbers under date names, floats, nested values): a sweep
-    normalizes millions of records, most of whose values are already canonical.
+    (date-like text, non-ASCII text, whole numbers under date names, floats, nested
+    values): a sweep normalizes millions of records, most of whose values are
+    already canonical. ``date_fields`` names fields whose numbers are epoch-ms dates
+    whatever their name.
     """
-    out: Record = dict(record)
+    is_date = date_test(date_fields)
+    if "".join(record).isascii():
+        out: Record = dict(record)
+    else:  # a field name with a lone surrogate
+        out = {clean_text(name): value for name, value in record.items()}
+        record = out.copy()
     for name, raw in record.items():
         kind = type(raw)
         if kind is str:
-            if raw[4:5] == "-" and raw[:1].isdigit():
-                out[name] = _string(raw)
+            text = raw if raw.isascii() else clean_text(raw)
+            if text[4:5] == "-" and text[:1].isdigit():
+                out[name] = _string(text)
+            elif text is not raw:
+                out[name] = text
         elif kind is int:
-            if _is_date_field(name):
-                out[name] = normalize_value(raw, name)
+            if is_date(name):
+                out[name] = number_to_date(raw)
         elif kind is not bool and raw is not None:
-            out[name] = normalize_value(raw, name)
+            out[name] = normalize_value(raw, name, is_date)
     return out
 
 

@@ -15,7 +15,9 @@ Full sweep
     in batches, each batch one transaction. If they exceed ``max_delete_fraction`` of the source, no
     delete is applied: the hold is recorded, logged, and one
     ``gainsight.watcher.delete_held`` event is emitted; a sweep run with
-    ``allow_mass_delete`` applies it.
+    ``allow_mass_delete`` applies it. Whatever the fraction, a sweep that read no
+    record while records are stored, or that would delete every stored record, is
+    held too. A key an earlier page already had is dropped (the first copy counts).
 
 Sources read through the query route (companies, CTAs, goals, any object - the
 default for every kind) page by ``offset`` ordered by the key.
@@ -32,13 +34,20 @@ The Cockpit list (``api = "cockpit"``)
 Incremental
     ``modified_field GTE (watermark - overlap)``, ordered by modified field then
     key. The watermark advances in the transaction that commits the page it
-    covers (at the end, when the source's order cannot be trusted). Whole-day
-    filters (the Cockpit list) floor the lower bound to midnight.
+    covers (at the end, when the source's order cannot be trusted), never past
+    now + :data:`MAX_CLOCK_SKEW`; a full sweep brings it back to no later than its
+    own start. Whole-day filters (the Cockpit list) floor the lower bound to midnight.
 
 Delete log
     Reads Gainsight's delete feed since the last read (less the overlap; CTAs:
     the whole deleted list), confirms each stored key is really gone, and emits
     ``deleted`` events.
+
+Odd records (no usable key, a key twice in a page, a future modified date) are
+handled by :mod:`watcher.poll.intake`: skipped or dropped, counted, logged with
+where they were; the rest of the page goes on. Each snapshot records the field set
+(effective select) it was read with: fields in only one of the snapshot's and the
+poll's select are refreshed silently.
 
 Crash safety: every commit is atomic and idempotent against the stored state, so
 a poll killed anywhere and run again neither loses nor duplicates an event.
@@ -56,14 +65,15 @@ from typing import Any, Literal
 
 from watcher.clock import Clock, SystemClock
 from watcher.config import SourceConfig
-from watcher.core.diff import Change, Touch, compare, record_key
+from watcher.core.diff import Change, Touch, compare, key_of
 from watcher.core.events import change_event, delete_held_event, uuid7
-from watcher.core.normalize import Record, fingerprint, normalize_record, normalize_value
+from watcher.core.normalize import Record, normalize_record
 from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
-from watcher.gainsight.query import CTA_LIST_PATH, Condition, modified_since
+from watcher.gainsight.query import CTA_LIST_PATH, Condition, modified_since, select_of
 from watcher.logging import get_logger
+from watcher.poll.intake import RECORD_ERRORS, Oddities, Page, keep_one, read_records
 from watcher.poll.paging import range_pages, read_ahead
 from watcher.poll.source import PageLike, RecordSource
 from watcher.store.store import PageCommit, Store
@@ -80,6 +90,9 @@ GC_EVERY_PAGES = 8
 CONFIRM_EMPTY_READS = 2  # consecutive by-key reads that must all lack a key to delete it
 MAX_CONFIRM_READS = 8
 DELETE_LOG_RETENTION = timedelta(days=15)
+# A modified date later than now plus this is not believed: it never moves the
+# watermark (one record dated 2031 would otherwise freeze incremental reads).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 _log = get_logger("watcher.poll")
 
@@ -121,6 +134,13 @@ class PollResult:
     missing: int = 0
     reappeared: int = 0
     held: int = 0
+    held_reason: str | None = None
+    skipped: int = 0  # records without a usable key, or that could not be compared
+    duplicates: int = 0  # extra copies of a key already read in this poll (dropped)
+    future: int = 0  # records whose modified date is later than now (watermark kept)
+    reselected: int = 0  # snapshots retaken because `select` changed (those fields silent)
+    fields_added: list[str] = field(default_factory=list)
+    fields_removed: list[str] = field(default_factory=list)
     error: str | None = None
     started: float = 0.0
     elapsed_s: float = 0.0
@@ -146,6 +166,15 @@ class _Sweep:
     emit_created: bool
     keep_events: int  # how many committed events the result keeps (memory stays bounded)
     max_modified: str | None = None
+    fields: frozenset[str] = frozenset()  # the effective select of this poll
+    field_set: int | None = None  # its id in the store (None in a dry run of a new select)
+    stored_sets: dict[int, frozenset[str]] = field(default_factory=dict)
+    ignores: dict[int, tuple[frozenset[str], bool]] = field(default_factory=dict)
+    seen_pages: int = 0
+    odd: Oddities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.odd = Oddities(self.result, self.source.name, self.result.poll_id, self.source.key)
 
 
 class Poller:
@@ -208,6 +237,7 @@ class Poller:
             keep_events=self.max_kept_events,
         )
         try:
+            self._prepare(sweep)
             if mode == "full":
                 await self._full(sweep, allow_mass_delete, progress)
             elif mode == "incremental":
@@ -262,6 +292,15 @@ class Poller:
                 )
             except StoreError as exc:  # the poll's own outcome matters more
                 _log.error("poll.history_failed", source=result.source, error=str(exc))
+        if result.future:
+            _log.warning(
+                "poll.future_modified",
+                source=result.source,
+                poll_id=result.poll_id,
+                records=result.future,
+                sample_keys=sweep.odd.future_keys,
+                note=f"{sweep.source.modified_field} later than now; the watermark ignores it",
+            )
         log = _log.warning if outcome in ("failed", "held") else _log.info
         log(
             "poll.finished",
@@ -279,14 +318,32 @@ class Poller:
             updated=result.updated,
             deleted=result.deleted,
             held=result.held,
+            skipped=result.skipped,
+            duplicates=result.duplicates,
+            future=result.future,
+            reselected=result.reselected,
+            fields_added=result.fields_added,
+            fields_removed=result.fields_removed,
             duration_s=round(result.elapsed_s, 3),
             error=error,
         )
 
     # -- shared: one batch of records -> one commit --------------------------------
 
+    def _prepare(self, sweep: _Sweep) -> None:
+        """The field set this poll reads with, and those the stored snapshots were taken with."""
+        name = sweep.source.name
+        sweep.fields = frozenset(select_of(sweep.source))
+        sweep.field_set = self.store.field_set(name, sweep.fields, create=not sweep.result.dry_run)
+        sweep.stored_sets = self.store.field_sets(name)
+
     def _process(
-        self, sweep: _Sweep, records: Sequence[Record], *, mark_seen: bool = False
+        self,
+        sweep: _Sweep,
+        records: Sequence[Record],
+        *,
+        mark_seen: bool = False,
+        page_number: int = 0,
     ) -> PageCommit:
         """Compare ``records`` with the stored state; build the commit (not yet written).
 
@@ -294,40 +351,28 @@ class Poller:
         the stored one, so an unchanged record costs a hash and an index lookup.
         Only records whose fingerprint differs are normalized and compared field by
         field (a different spelling of the same values then refreshes the snapshot
-        silently).
+        silently). The checks for odd data (a record without a usable key, a key
+        read twice, a key that is not Unicode text) cost one test per page unless
+        the page has one; such records are skipped or dropped with a warning, and
+        the rest of the page goes on.
         """
         source = sweep.source
         result = sweep.result
-        page = PageCommit(poll_id=result.poll_id)
-        fresh: dict[str, Record] = {}
-        prints: dict[str, int] = {}
-        modified = source.modified_field
-        top = sweep.max_modified
-        key_field = source.key
-        for raw in records:
-            key = raw.get(key_field)
-            if type(key) is not str or not key:
-                key = record_key(raw, key_field)
-            fresh[key] = raw
-            prints[key] = fingerprint(raw)
-            stamp = raw.get(modified)
-            if stamp is not None and type(stamp) is not str:
-                stamp = normalize_value(stamp, modified)
-            if type(stamp) is str and (top is None or stamp > top):
-                top = stamp
-        sweep.max_modified = top
-        keys = list(fresh)
-        if mark_seen:
-            page.seen = keys
-        stored = self.store.fingerprints(source.name, keys)
-        changed = [k for k in keys if stored.get(k) != prints[k]]
+        page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
+        found, stored = self._read_page(sweep, records, mark_seen, page_number)
+        fresh, prints = found.records, found.prints
+        changed = [k for k in fresh if stored.get(k) != prints[k]]
         if not changed:
             return page
-        befores = self.store.records(source.name, [k for k in changed if k in stored])
+        befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         now = self.clock.now()
         for key in changed:
-            after = normalize_record(fresh[key])
-            outcome = compare(key, befores.get(key), after, source.ignore_fields)
+            try:
+                after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
+            except RECORD_ERRORS as exc:
+                why = f"not comparable ({exc!r:.200})"
+                sweep.odd.skip(records, fresh[key], page_number, why)
+                continue
             page.writes.append((key, prints[key], after))
             if isinstance(outcome, Change):
                 if outcome.change == "created":
@@ -340,6 +385,72 @@ class Poller:
             elif isinstance(outcome, Touch):
                 result.touched += 1
         return page
+
+    def _read_page(
+        self, sweep: _Sweep, records: Sequence[Record], mark_seen: bool, page_number: int
+    ) -> tuple[Page, dict[str, int]]:
+        """The page's usable records (:mod:`watcher.poll.intake`) and their stored fingerprints.
+
+        Also moves the poll's watermark candidate (never past now + MAX_CLOCK_SKEW). In
+        a full sweep, a key an earlier page already had is dropped: the copy read first
+        was compared and kept.
+        """
+        name = sweep.source.name
+        found = read_records(
+            records,
+            sweep.odd,
+            modified_field=sweep.source.modified_field,
+            top=sweep.max_modified,
+            ceiling=format_utc(self.clock.now() + MAX_CLOCK_SKEW),
+            page=page_number,
+        )
+        sweep.max_modified = found.top
+        if mark_seen:
+            sweep.seen_pages += 1
+            again = self.store.seen_mark(name, list(found.records), sweep.seen_pages)
+            for key in again:
+                del found.records[key], found.prints[key]
+            sweep.odd.duplicates(again, page_number)
+        stored = self.store.fingerprints(name, list(found.records))
+        if found.repeated:
+            keep_one(records, found, sweep.odd, stored=stored, page=page_number)
+        return found, stored
+
+    def _compare(
+        self, sweep: _Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
+    ) -> tuple[Record, Change | Touch | None]:
+        """Normalize ``raw`` and compare it with the stored record, under today's rules.
+
+        The stored record is normalized again, so a change of the rules (a new
+        ``date_fields`` entry, non-finite numbers now null) is never reported as a
+        change of the data. Fields that are in only one of this poll's select and the
+        select the snapshot was taken with are refreshed silently.
+        """
+        date_fields = sweep.source.date_fields
+        after = normalize_record(raw, date_fields)
+        if stored is None:
+            return after, compare(key, None, after)
+        body, set_id = stored
+        ignore, reselected = self._ignored(sweep, set_id)
+        if reselected:
+            sweep.result.reselected += 1
+        return after, compare(key, normalize_record(body, date_fields), after, ignore)
+
+    def _ignored(self, sweep: _Sweep, set_id: int) -> tuple[frozenset[str], bool]:
+        """Fields not compared for a snapshot taken with field set ``set_id``."""
+        known = sweep.ignores.get(set_id)
+        if known is not None:
+            return known
+        ignore = frozenset(sweep.source.ignore_fields)
+        old = sweep.stored_sets.get(set_id)
+        reselected = old is not None and old != sweep.fields
+        if old is not None and reselected:
+            ignore |= old ^ sweep.fields
+            result = sweep.result
+            result.fields_added = sorted({*result.fields_added, *(sweep.fields - old)})
+            result.fields_removed = sorted({*result.fields_removed, *(old - sweep.fields)})
+        sweep.ignores[set_id] = (ignore, reselected)
+        return ignore, reselected
 
     def _event(self, sweep: _Sweep, change: Change, now: datetime) -> dict[str, Any]:
         source = sweep.source
@@ -357,8 +468,6 @@ class Poller:
 
     def _commit(self, sweep: _Sweep, page: PageCommit) -> None:
         if sweep.result.dry_run:
-            if page.seen:
-                self.store.seen_add(sweep.source.name, page.seen)
             return
         committed = self.store.commit(sweep.source.name, page)
         room = sweep.keep_events - len(sweep.result.events)
@@ -383,7 +492,11 @@ class Poller:
                 result.records += len(fetched.records)
                 result.api_calls += fetched.calls
                 self.hook("page_fetched")
-                page = self._process(sweep, fetched.records, mark_seen=total_before > 0)
+                # Every sweep marks what it saw, the baseline too: a key read twice is
+                # noticed whatever the stored state.
+                page = self._process(
+                    sweep, fetched.records, mark_seen=True, page_number=fetched.number
+                )
                 page.poll_counts = {"pages": 1, "records": len(fetched.records)}
                 self._commit(sweep, page)
                 self.hook("page_committed")
@@ -402,8 +515,12 @@ class Poller:
             updates["baseline_at"] = started_at
         if state.delete_log_since is None:
             updates["delete_log_since"] = started_at
+        # A sweep read everything there was when it started: the watermark becomes
+        # no later than that start, even if an earlier poll had put it later.
         mark = min(sweep.max_modified or started_at, started_at)
-        if state.watermark is None or mark > state.watermark:
+        if state.watermark is not None:
+            mark = min(max(mark, state.watermark), started_at)
+        if mark != state.watermark:
             updates["watermark"] = mark
         self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
 
@@ -427,6 +544,12 @@ class Poller:
         if not result.missing:
             self._clear_hold(sweep)
             return
+        if result.records == 0 and not allow_mass:
+            # Nothing read at all while records are stored: an outage, a tenant that
+            # answers "no data" to everything, or an access key that lost its rights.
+            # Reads by key would ask the same tenant again: hold without asking.
+            self._hold(sweep, result.missing, total_before, "the sweep read no records")
+            return
         # Confirm: a key the pages skipped is read again by key; only absent keys are deletes.
         for batch in self.store.missing_batches(source.name, self.confirm_batch):
             self.hook("confirm_batch")
@@ -439,12 +562,13 @@ class Poller:
             self._clear_hold(sweep)
             return
         fraction = confirmed / total_before if total_before else 1.0
-        if (
-            not allow_mass
-            and confirmed >= MIN_HELD_DELETES
-            and fraction > source.max_delete_fraction
-        ):
-            self._hold(sweep, confirmed, total_before)
+        reason = None
+        if confirmed >= total_before:  # whatever the size: a 5-record source is not "small"
+            reason = "the sweep would delete every record of the source"
+        elif confirmed >= MIN_HELD_DELETES and fraction > source.max_delete_fraction:
+            reason = "the deletes exceed max_delete_fraction"
+        if reason is not None and not allow_mass:
+            self._hold(sweep, confirmed, total_before, reason)
             return
         for batch in self.store.missing_batches(source.name, self.delete_batch):
             self.hook("delete_batch")
@@ -472,9 +596,9 @@ class Poller:
             found = await self.client.fetch_by_keys(source, ask, priority=Priority.HIGH)
             reads += 1
             result.api_calls += max(1, -(-len(ask) // source.effective_page_size))
-            found_keys = {record_key(r, source.key) for r in found}
+            found_keys = {key_of(r, source.key) for r in found}
             wanted = set(remaining)
-            fresh = [r for r in found if record_key(r, source.key) in wanted]
+            fresh = [r for r in found if key_of(r, source.key) in wanted]
             if fresh:
                 result.reappeared += len(fresh)
                 self._commit(sweep, self._process(sweep, fresh, mark_seen=mark_seen))
@@ -510,9 +634,10 @@ class Poller:
         sweep.result.deleted += len(page.deletes)
         self._commit(sweep, page)
 
-    def _hold(self, sweep: _Sweep, confirmed: int, total: int) -> None:
+    def _hold(self, sweep: _Sweep, confirmed: int, total: int, reason: str) -> None:
         source, result = sweep.source, sweep.result
         result.held = confirmed
+        result.held_reason = reason
         result.outcome = "held"
         _log.warning(
             "poll.delete_held",
@@ -520,6 +645,7 @@ class Poller:
             poll_id=result.poll_id,
             held=confirmed,
             total=total,
+            reason=reason,
             max_delete_fraction=source.max_delete_fraction,
             apply_with=f"watcher poll {source.name} --full --allow-mass-delete",
         )
@@ -549,6 +675,7 @@ class Poller:
                     total=total,
                     max_delete_fraction=source.max_delete_fraction,
                     sample_keys=sample,
+                    reason=reason,
                 )
             )
         self._commit(sweep, page)
@@ -581,6 +708,8 @@ class Poller:
         source, result = sweep.source, sweep.result
         state = self.store.state(source.name)
         watermark = state.watermark or state.baseline_at or format_utc(self.clock.now())
+        if watermark > format_utc(self.clock.now() + MAX_CLOCK_SKEW):
+            watermark = self._future_watermark(sweep, watermark)
         since = self.incremental_since(source, watermark)
         # Offset paging ordered by (modified, key) lets each page carry its watermark;
         # Cockpit lists have no documented order, so their watermark waits for the end.
@@ -614,6 +743,24 @@ class Poller:
             self._commit(
                 sweep, PageCommit(state={"watermark": sweep.max_modified}, poll_id=result.poll_id)
             )
+
+    def _future_watermark(self, sweep: _Sweep, watermark: str) -> str:
+        """A watermark later than now (stored by an older version, or a clock that
+        jumped back): start again from the last full sweep, which read everything."""
+        source, result = sweep.source, sweep.result
+        state = self.store.state(source.name)
+        now = format_utc(self.clock.now())
+        mark = min(state.last_full_at or state.baseline_at or now, now)
+        _log.warning(
+            "poll.watermark_reset",
+            source=source.name,
+            poll_id=result.poll_id,
+            watermark=watermark,
+            reset_to=mark,
+            note="the watermark was later than now; reading again from the last full sweep",
+        )
+        self._commit(sweep, PageCommit(state={"watermark": mark}, poll_id=result.poll_id))
+        return mark
 
     # -- delete log ------------------------------------------------------------
 

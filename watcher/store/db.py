@@ -140,6 +140,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX deliveries_throttle ON deliveries (sink, rule, status, event_sequence)",
         ),
     ),
+    (
+        5,
+        "field sets: the select each snapshot was taken with",
+        (
+            "ALTER TABLE snapshots ADD COLUMN fields INTEGER",
+            """CREATE TABLE field_sets (
+                id INTEGER PRIMARY KEY,
+                source TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (source, fields)
+            )""",
+        ),
+    ),
 )
 
 

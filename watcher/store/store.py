@@ -50,8 +50,9 @@ _STATE_COLUMNS = frozenset(
 
 
 # ASCII-only: a lone surrogate ("\ud800" is a legal JSON escape) stays an escape, and
-# SQLite, which stores UTF-8, never sees text it cannot encode.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+# SQLite, which stores UTF-8, never sees text it cannot encode. NaN and Infinity have
+# no JSON spelling: records are normalized without them, and writing one is an error.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def _body(record: Record) -> str:
@@ -60,12 +61,17 @@ def _body(record: Record) -> str:
 
 
 def event_text(event: dict[str, Any]) -> str:
-    """The CloudEvent as stored and delivered: UTF-8 JSON, escapes only where needed."""
-    text = json.dumps(event, ensure_ascii=False)
+    """The CloudEvent as stored and delivered: UTF-8 JSON, escapes only where needed.
+
+    Strict JSON: a ``NaN`` or ``Infinity`` raises ``ValueError`` instead of writing a
+    token strict receivers reject (records never carry one: see
+    :mod:`watcher.core.normalize`).
+    """
+    text = json.dumps(event, ensure_ascii=False, allow_nan=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape
-        text = json.dumps(event)
+        text = json.dumps(event, allow_nan=False)
     return text
 
 
@@ -97,6 +103,7 @@ class PageCommit:
     """Everything one unit of work changes, committed atomically by :meth:`Store.commit`."""
 
     writes: list[tuple[str, int, Record]] = field(default_factory=list)  # key, fp, record
+    field_set: int | None = None  # the select the writes were read with (Store.field_set)
     deletes: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # CloudEvents, no sequence
     state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
@@ -211,6 +218,56 @@ class Store:
                     out[key] = json.loads(body)
         return out
 
+    def snapshot_rows(self, source: str, keys: Sequence[str]) -> dict[str, tuple[Record, int]]:
+        """Stored record and field-set id (:meth:`field_sets`) of each of ``keys``."""
+        out: dict[str, tuple[Record, int]] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, body, fields in self.conn.execute(
+                    f"SELECT key, body, COALESCE(fields, 0) FROM snapshots "  # noqa: S608 - only placeholders are interpolated
+                    f"WHERE source = ? AND key IN ({marks})",
+                    (source, *chunk),
+                ):
+                    out[key] = (json.loads(body), fields)
+        return out
+
+    # -- the field sets snapshots were taken with ----------------------------------
+    # A field set is a source's effective select, sorted. Snapshots written before
+    # field sets were recorded carry none (id 0): they count as taken with the
+    # source's first recorded field set - the select in force when this version
+    # first polled it.
+
+    def field_set(self, source: str, fields: Iterable[str], *, create: bool = True) -> int | None:
+        """The id of ``fields`` for ``source`` (created unless ``create`` is false)."""
+        text = json.dumps(sorted(set(fields)), separators=(",", ":"))
+        with translate_errors("read field sets"):
+            row = self.conn.execute(
+                "SELECT id FROM field_sets WHERE source = ? AND fields = ?", (source, text)
+            ).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        with transaction(self.conn, "record a field set"):
+            cur = self.conn.execute(
+                "INSERT INTO field_sets (source, fields, created_at) VALUES (?, ?, ?)",
+                (source, text, format_utc(self.clock.now())),
+            )
+        return int(cur.lastrowid or 0)
+
+    def field_sets(self, source: str) -> dict[int, frozenset[str]]:
+        """Every recorded field set of ``source`` by id; id 0 is the first one recorded."""
+        with translate_errors("read field sets"):
+            rows = self.conn.execute(
+                "SELECT id, fields FROM field_sets WHERE source = ? ORDER BY id", (source,)
+            ).fetchall()
+        out = {int(ident): frozenset(json.loads(text)) for ident, text in rows}
+        if rows:
+            out[0] = out[int(rows[0][0])]
+        return out
+
     def iter_snapshots(self, source: str) -> Iterator[tuple[str, Record]]:
         """Every stored (key, record) of ``source`` in key order (tests, small sources)."""
         with translate_errors("read snapshots"):
@@ -227,8 +284,8 @@ class Store:
     def seen_reset(self, source: str) -> None:
         with translate_errors("prepare sweep"):
             self.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS seen "
-                "(source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key)) WITHOUT ROWID"
+                "CREATE TEMP TABLE IF NOT EXISTS seen (source TEXT NOT NULL, key TEXT NOT NULL, "
+                "page INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source, key)) WITHOUT ROWID"
             )
             self.conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS missing "
@@ -248,6 +305,37 @@ class Store:
             )
             if own:
                 self.conn.execute("COMMIT")
+
+    def seen_mark(self, source: str, keys: Sequence[str], page: int) -> list[str]:
+        """Add one page's keys to the seen-set; return those an earlier page already had.
+
+        The common case costs nothing extra: only when fewer rows were added than
+        keys given are the repeated keys looked up.
+        """
+        with translate_errors("mark seen keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            cur = self.conn.executemany(
+                "INSERT OR IGNORE INTO temp.seen (source, key, page) VALUES (?, ?, ?)",
+                ((source, k, page) for k in keys),
+            )
+            again: list[str] = []
+            if cur.rowcount < len(keys):
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = keys[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    again.extend(
+                        row[0]
+                        for row in self.conn.execute(
+                            f"SELECT key FROM temp.seen WHERE source = ? AND page != ? "  # noqa: S608 - only placeholders are interpolated
+                            f"AND key IN ({marks})",
+                            (source, page, *chunk),
+                        )
+                    )
+            if own:
+                self.conn.execute("COMMIT")
+        return again
 
     def missing_collect(self, source: str) -> int:
         """Store the keys with a snapshot that the sweep did not see; return how many."""
@@ -310,11 +398,13 @@ class Store:
         committed: list[dict[str, Any]] = []
         with transaction(conn, f"commit changes of source {source!r}"):
             if page.writes:
+                fields = page.field_set
                 conn.executemany(
-                    "INSERT INTO snapshots (source, key, fp, body, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
-                    "fp = excluded.fp, body = excluded.body, updated_at = excluded.updated_at",
-                    ((source, key, fp, _body(rec), now) for key, fp, rec in page.writes),
+                    "INSERT INTO snapshots (source, key, fp, body, updated_at, fields) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
+                    "fp = excluded.fp, body = excluded.body, updated_at = excluded.updated_at, "
+                    "fields = COALESCE(excluded.fields, fields)",
+                    ((source, key, fp, _body(rec), now, fields) for key, fp, rec in page.writes),
                 )
             if page.deletes:
                 conn.executemany(

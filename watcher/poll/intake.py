@@ -1,0 +1,180 @@
+"""One page of records as received -> the records a poll can compare.
+
+A reply may carry odd rows: a record without a usable key (null, empty, text with
+a lone surrogate), a key twice, a modified date in the future. :func:`read_records`
+keeps the usable records keyed by key with the fingerprint of each *as received*
+(the poll engine's fast path compares it with the stored one), and reports the
+rest to :class:`Oddities`, which counts them on the poll's result and logs where
+they were (page and row), a bounded number of lines per poll.
+
+The common case costs nothing per record beyond the key lookup, the hash and the
+watermark comparison: the test for a repeated or invalid key is one per page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from watcher.core.diff import key_of
+from watcher.core.normalize import Record, clean_text, fingerprint, has_surrogate
+from watcher.dates import number_to_date
+from watcher.logging import get_logger
+
+MAX_WARNINGS = 20  # log lines per poll and kind: a page of 5000 bad rows must not flood
+SAMPLE_KEYS = 5
+# What a record can raise on its way through the comparison; anything else is a bug.
+RECORD_ERRORS = (AttributeError, TypeError, ValueError, RecursionError)
+
+_log = get_logger("watcher.poll")
+
+
+class Counts(Protocol):
+    """Where the counts go (the poll's result)."""
+
+    skipped: int
+    duplicates: int
+    future: int
+
+
+@dataclass
+class Oddities:
+    """Counts and reports the odd records of one poll."""
+
+    counts: Counts
+    source: str
+    poll_id: str
+    key_field: str
+    future_keys: list[str] = field(default_factory=list)
+    _warned: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, records: Sequence[Any], raw: Any, page: int, reason: str) -> None:
+        """A record that cannot be compared: counted and logged; the page goes on."""
+        self.counts.skipped += 1
+        if not self._may_warn("skip"):
+            return
+        row = next((i for i, r in enumerate(records) if r is raw), -1)
+        key = raw.get(self.key_field) if isinstance(raw, dict) else None
+        _log.warning(
+            "poll.record_skipped",
+            source=self.source,
+            poll_id=self.poll_id,
+            page=page,  # 0: a read by key
+            row=row,  # 0-based position in that page's reply
+            key=clean_text(str(key))[:100] if key is not None else None,
+            reason=reason,
+        )
+
+    def duplicates(self, keys: Sequence[str], page: int) -> None:
+        """Extra copies of keys already read in this poll (dropped)."""
+        if not keys:
+            return
+        self.counts.duplicates += len(keys)
+        if self._may_warn("duplicate"):
+            _log.warning(
+                "poll.duplicate_key",
+                source=self.source,
+                poll_id=self.poll_id,
+                page=page,
+                copies=len(keys),
+                sample_keys=[clean_text(k) for k in list(dict.fromkeys(keys))[:SAMPLE_KEYS]],
+                note="the tenant returned a key more than once in one poll; one copy is kept",
+            )
+
+    def future(self, key: str) -> None:
+        """A record modified later than now: compared, but kept off the watermark."""
+        self.counts.future += 1
+        if len(self.future_keys) < SAMPLE_KEYS:
+            self.future_keys.append(clean_text(key))
+
+    def _may_warn(self, kind: str) -> bool:
+        count = self._warned.get(kind, 0)
+        self._warned[kind] = count + 1
+        return count < MAX_WARNINGS
+
+
+@dataclass
+class Page:
+    """The usable records of one page: key -> record as received, key -> its fingerprint."""
+
+    records: dict[str, Record]
+    prints: dict[str, int]
+    top: str | None  # the latest believable modified date seen so far in the poll
+    repeated: bool  # some key came more than once: see keep_one
+
+
+def read_records(
+    records: Sequence[Record],
+    odd: Oddities,
+    *,
+    modified_field: str,
+    top: str | None,
+    ceiling: str,
+    page: int,
+) -> Page:
+    """Key, fingerprint and modified date of each record; odd ones to ``odd``.
+
+    ``top`` is the latest modified date so far; a date later than ``ceiling`` (now
+    plus the allowed clock skew) is reported and does not become ``top``. When a
+    key repeats, the last copy is in the result and ``repeated`` is set.
+    """
+    fresh: dict[str, Record] = {}
+    prints: dict[str, int] = {}
+    key_field = odd.key_field
+    bad = 0
+    for raw in records:
+        try:
+            key = raw.get(key_field)
+            if type(key) is not str or not key:
+                key = key_of(raw, key_field)
+                if key is None:
+                    bad += 1
+                    odd.skip(records, raw, page, "no usable key")
+                    continue
+            fp = fingerprint(raw)
+            fresh[key] = raw
+            prints[key] = fp
+            stamp = raw.get(modified_field)
+            if stamp is not None and type(stamp) is not str:
+                stamp = number_to_date(stamp)
+            if type(stamp) is str and (top is None or stamp > top):
+                if stamp > ceiling:
+                    odd.future(key)
+                else:
+                    top = stamp
+        except RECORD_ERRORS as exc:
+            bad += 1
+            odd.skip(records, raw, page, f"unreadable ({exc!r:.200})")
+    if not "".join(fresh).isascii():
+        for key in [k for k in fresh if has_surrogate(k)]:
+            bad += 1
+            odd.skip(records, fresh.pop(key), page, "key is not valid text")
+            del prints[key]
+    return Page(fresh, prints, top, repeated=len(fresh) + bad < len(records))
+
+
+def keep_one(
+    records: Sequence[Record], found: Page, odd: Oddities, *, stored: dict[str, int], page: int
+) -> None:
+    """Keys that came twice in one page: keep one copy each, report the others.
+
+    The copy equal to the stored snapshot is kept if there is one (a tenant that
+    sends the copies in a new order each time then changes nothing), else the
+    first; either way the choice gives one event at most, never two that
+    contradict each other.
+    """
+    copies: dict[str, list[tuple[int, Record]]] = {}
+    for raw in records:
+        key = key_of(raw, odd.key_field) if isinstance(raw, dict) else None
+        if key is not None and key in found.records:
+            try:
+                copies.setdefault(key, []).append((fingerprint(raw), raw))
+            except RECORD_ERRORS:
+                continue  # skipped already
+    repeated = [k for k, c in copies.items() if len(c) > 1]
+    for key in repeated:
+        want = stored.get(key)
+        pick = next((c for c in copies[key] if c[0] == want), copies[key][0])
+        found.prints[key], found.records[key] = pick
+    odd.duplicates([k for k in repeated for _ in copies[k][1:]], page)
