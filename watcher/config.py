@@ -403,8 +403,57 @@ class PythonSinkConfig(_SinkBase):
     callable: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 
+_NATS_PART = r"[A-Za-z0-9_-]+"
+
+
+def check_nats_url(url: str) -> str:
+    """``tls://host:port`` anywhere, plain ``nats://`` only on loopback; no credentials."""
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.query or parts.path not in ("", "/"):
+        raise ValueError(
+            "url must be 'nats://HOST:PORT' or 'tls://HOST:PORT' without credentials or a "
+            "path; give a token with token_env / token_file, or creds_file"
+        )
+    if parts.scheme == "tls" and parts.hostname:
+        return url
+    if parts.scheme == "nats" and is_loopback_host(parts.hostname):
+        return url
+    raise ValueError(
+        "nats sink URLs must be tls://HOST:PORT (plain nats:// is allowed only on loopback: "
+        "127.0.0.1 or localhost)"
+    )
+
+
+class NatsSinkConfig(_SinkBase):
+    """Events on a NATS JetStream stream (``watcher/delivery/sinks/nats.py``)."""
+
+    type: Literal["nats"]
+    url: str = "nats://127.0.0.1:4222"
+    subject: Annotated[str, Field(pattern=rf"^{_NATS_PART}(\.{_NATS_PART})*$")] = "gainsight"
+    stream: Annotated[str, Field(pattern=rf"^{_NATS_PART}$", max_length=64)] = "GAINSIGHT"
+    create_stream: bool = True
+    token_env: str | None = None
+    token_file: str | None = None
+    creds_file: str | None = None
+    ca_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_nats_url(value)
+
+    @model_validator(mode="after")
+    def _creds(self) -> NatsSinkConfig:
+        _one_of(self.token_env, self.token_file, "token", required=False)
+        if self.creds_file is not None and (self.token_env or self.token_file):
+            raise ValueError("give either a token (token_env / token_file) or creds_file")
+        if self.ca_file is not None and not self.url.startswith("tls://"):
+            raise ValueError("ca_file is only for tls:// URLs")
+        return self
+
+
 SinkConfig = Annotated[
-    WebhookSinkConfig | SlackSinkConfig | CommandSinkConfig | PythonSinkConfig,
+    WebhookSinkConfig | SlackSinkConfig | CommandSinkConfig | PythonSinkConfig | NatsSinkConfig,
     Field(discriminator="type"),
 ]
 
@@ -447,6 +496,10 @@ class WatcherConfig(_Model):
                 sec = _secret(f"sinks.{name}.secret", sink.secret_env, sink.secret_file)
                 if sec:
                     refs.append(sec)
+            if isinstance(sink, NatsSinkConfig):
+                token = _secret(f"sinks.{name}.token", sink.token_env, sink.token_file)
+                if token:
+                    refs.append(token)
         return refs
 
 
@@ -512,12 +565,15 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+_SINK_TAGS = ("webhook", "slack", "command", "python", "nats")
+
+
 def _loc(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part) in ("webhook", "slack", "command", "python") and out.startswith("sinks"):
+        elif str(part) in _SINK_TAGS and out.startswith("sinks"):
             continue  # discriminated-union tag pydantic inserts; not a key the user wrote
         else:
             out += ("." if out else "") + str(part)
