@@ -1,0 +1,237 @@
+"""Read-only figures for ``watcher status`` and the status page, in one snapshot.
+
+Opens the file read-only (``mode=ro``): it never creates, migrates or locks the
+database, so it works beside a running daemon (WAL) and when none runs. Times in
+the store are ISO-8601 UTC strings (``format_utc``), compared as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from watcher.dates import format_utc
+from watcher.store.db import classify
+
+#: Gainsight error codes as they appear in a poll's error text (``GS_2301``, ``COCKPIT_5102``).
+_CODE = re.compile(r"\b([A-Z][A-Z0-9]*_\d{3,5})\b")
+
+
+def gainsight_code(error: str | None) -> str | None:
+    """The first Gainsight error code in ``error``, if any (pure)."""
+    match = _CODE.search(error or "")
+    return match.group(1) if match else None
+
+
+@dataclass
+class StoreFigures:
+    """Everything status shows that the store knows, keyed by source / rule / sink name."""
+
+    exists: bool = True
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pauses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    api: dict[str, int] = field(default_factory=dict)
+    last_events: list[dict[str, Any]] = field(default_factory=list)
+    schedule: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def read_figures(
+    path: Path, *, sources: Iterable[str], rules: Iterable[str], sinks: Iterable[str], now: datetime
+) -> StoreFigures:
+    """The figures for the named sources, rules and sinks as of ``now``."""
+    if not path.exists():
+        return StoreFigures(exists=False)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise classify(exc, "open for status") from None
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "events" not in tables:
+            return StoreFigures()
+        conn.execute("BEGIN")  # one snapshot for every query below
+        return _read(
+            conn, tables, sources=list(sources), rules=list(rules), sinks=list(sinks), now=now
+        )
+    except sqlite3.Error as exc:
+        raise classify(exc, "read status") from None
+    finally:
+        conn.close()
+
+
+def _read(
+    conn: sqlite3.Connection,
+    tables: set[str],
+    *,
+    sources: list[str],
+    rules: list[str],
+    sinks: list[str],
+    now: datetime,
+) -> StoreFigures:
+    out = StoreFigures()
+    hour = format_utc(now - timedelta(hours=1))
+    day = format_utc(now - timedelta(days=1))
+    minute = format_utc(now - timedelta(minutes=1))
+    for name in sources:
+        out.sources[name] = _source(conn, name, hour, day, now)
+    for name in rules:
+        out.rules[name] = _rule(conn, name, day)
+    for name in sinks:
+        out.sinks[name] = _sink(conn, name, day)
+    for kind, name, at, reason in conn.execute("SELECT kind, name, paused_at, reason FROM pauses"):
+        out.pauses[(str(kind), str(name))] = {"since": at, "reason": reason}
+    calls_day, limited = conn.execute(
+        "SELECT COALESCE(SUM(api_calls), 0), "
+        "COALESCE(SUM(error LIKE '%429%' OR error LIKE '%rate limit%'), 0) "
+        "FROM polls WHERE started_at >= ?",
+        (day,),
+    ).fetchone()
+    (calls_minute,) = conn.execute(
+        "SELECT COALESCE(SUM(api_calls), 0) FROM polls "
+        "WHERE finished_at >= ? OR outcome = 'running'",
+        (minute,),
+    ).fetchone()
+    out.api = {
+        "calls_last_minute": int(calls_minute),
+        "calls_last_day": int(calls_day),
+        "rate_limited_polls_last_day": int(limited),
+    }
+    rows = conn.execute(
+        "SELECT sequence, id, type, source, subject, time, body FROM events "
+        "ORDER BY sequence DESC LIMIT 20"
+    ).fetchall()
+    out.last_events = [_event(row) for row in rows]
+    if "daemon_schedule" in tables:
+        for source, mode, start in conn.execute(
+            "SELECT source, mode, last_start FROM daemon_schedule"
+        ):
+            out.schedule[(str(source), str(mode))] = str(start)
+    return out
+
+
+def _source(
+    conn: sqlite3.Connection, name: str, hour: str, day: str, now: datetime
+) -> dict[str, Any]:
+    (records,) = conn.execute("SELECT COUNT(*) FROM snapshots WHERE source = ?", (name,)).fetchone()
+    cur = conn.execute(
+        "SELECT * FROM polls WHERE source = ? ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        (name,),
+    )
+    names = [d[0] for d in cur.description]
+    row = cur.fetchone()
+    last = dict(zip(names, row, strict=True)) if row else None
+    failed = conn.execute(
+        "SELECT finished_at, error FROM polls WHERE source = ? AND outcome = 'failed' "
+        "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        (name,),
+    ).fetchone()
+    events_hour, events_day = conn.execute(
+        "SELECT COALESCE(SUM(time >= ?), 0), COUNT(*) FROM events WHERE source = ? AND time >= ?",
+        (hour, name, day),
+    ).fetchone()
+    per_hour = dict(
+        conn.execute(
+            "SELECT substr(time, 1, 13), COUNT(*) FROM events WHERE source = ? AND time >= ? "
+            "GROUP BY substr(time, 1, 13)",
+            (name, day),
+        ).fetchall()
+    )
+    hours = [format_utc(now - timedelta(hours=h))[:13] for h in range(23, -1, -1)]
+    state = conn.execute(
+        "SELECT watermark, held_at, held_count, held_total FROM source_state WHERE source = ?",
+        (name,),
+    ).fetchone()
+    held = None
+    if state and state[1]:
+        held = {"since": state[1], "deletes": state[2], "of": state[3]}
+    return {
+        "records": int(records),
+        "last_poll": last,
+        "last_error": {
+            "at": failed[0],
+            "error": failed[1],
+            "gainsight_code": gainsight_code(failed[1]),
+        }
+        if failed
+        else None,
+        "events_last_hour": int(events_hour),
+        "events_last_day": int(events_day),
+        "events_per_hour": [int(per_hour.get(h, 0)) for h in hours],
+        "watermark": state[0] if state else None,
+        "held_delete": held,
+    }
+
+
+def _rule(conn: sqlite3.Connection, name: str, day: str) -> dict[str, Any]:
+    matches, delivered, suppressed = conn.execute(
+        "SELECT COUNT(DISTINCT event_id), COALESCE(SUM(status = 'delivered'), 0), "
+        "COALESCE(SUM(status = 'suppressed'), 0) FROM deliveries WHERE rule = ? "
+        "AND created_at >= ?",
+        (name, day),
+    ).fetchone()
+    return {
+        "matches_last_day": int(matches),
+        "delivered_last_day": int(delivered),
+        "suppressed_last_day": int(suppressed),
+    }
+
+
+def _sink(conn: sqlite3.Connection, name: str, day: str) -> dict[str, Any]:
+    delivered, dead = conn.execute(
+        "SELECT COALESCE(SUM(status = 'delivered' AND delivered_at >= ?), 0), "
+        "COALESCE(SUM(status = 'dead' AND created_at >= ?), 0) FROM deliveries WHERE sink = ?",
+        (day, day, name),
+    ).fetchone()
+    depth, failing, oldest = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0), MIN(created_at) FROM deliveries "
+        "WHERE sink = ? AND status = 'pending'",
+        (name,),
+    ).fetchone()
+    error = conn.execute(
+        "SELECT last_error FROM deliveries WHERE sink = ? AND status IN ('pending', 'dead') "
+        "AND last_error IS NOT NULL ORDER BY event_sequence DESC LIMIT 1",
+        (name,),
+    ).fetchone()
+    return {
+        "delivered_last_day": int(delivered),
+        "failing": int(failing),
+        "dead_last_day": int(dead),
+        "outbox_depth": int(depth),
+        "oldest_pending": oldest,
+        "last_error": error[0] if error else None,
+    }
+
+
+def _event(row: tuple[Any, ...]) -> dict[str, Any]:
+    sequence, ident, type_, source, subject, time, body = row
+    try:
+        data = json.loads(body).get("data") or {}
+    except (ValueError, AttributeError):
+        data = {}
+    raw = data.get("changes")
+    changes: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    record = data.get("after") or data.get("before") or {}
+    label = record.get("Name") if isinstance(record, dict) else None
+    return {
+        "sequence": int(sequence),
+        "id": ident,
+        "type": type_,
+        "source": source,
+        "key": subject,
+        "name": label if isinstance(label, str) else None,
+        "time": time,
+        "change": data.get("change"),
+        "changes": {
+            str(f): {"old": v.get("old"), "new": v.get("new")}
+            for f, v in list(changes.items())[:8]
+            if isinstance(v, dict)
+        },
+    }
