@@ -90,9 +90,7 @@ def events_in_order(db: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-def wait_for(
-    cond: object, what: str, within: float = 90.0, extra: object = lambda: ""
-) -> None:
+def wait_for(cond: object, what: str, within: float = 90.0, extra: object = lambda: "") -> None:
     deadline = time.monotonic() + within
     while not cond():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {extra()}"  # type: ignore[operator]

@@ -26,12 +26,16 @@ def collect(
     now: datetime,
     rules: list[str],
     config_path: str | None = None,
+    serving_pid: int | None = None,
 ) -> dict[str, Any]:
-    """The status of the tenant ``config`` describes, as of ``now``."""
+    """The status of the tenant ``config`` describes, as of ``now``.
+
+    ``serving_pid``: the daemon itself asks (its page), so it runs whatever the lock says.
+    """
     figures = read_figures(
         db_path, sources=[s.name for s in config.sources], rules=rules, sinks=config.sinks, now=now
     )
-    pid = holder(db_path)
+    pid = serving_pid if serving_pid is not None else holder(db_path)
     return assemble(
         config,
         figures,

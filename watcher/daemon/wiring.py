@@ -206,6 +206,7 @@ def real_builder(
             summary={"rules": len(rules), "sinks": sorted(config.sinks)},
             aclose=aclose,
             wake_dispatcher=dispatcher.wake,
+            rule_names=tuple(r.name for r in rules),
         )
 
     return build

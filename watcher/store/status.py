@@ -19,13 +19,15 @@ from typing import Any
 from watcher.dates import format_utc
 from watcher.store.db import classify
 
-#: Gainsight error codes as they appear in a poll's error text (``GS_2301``, ``COCKPIT_5102``).
+#: Gainsight error codes in a poll's error text: after "errorCode", or code-shaped
+#: (``GS_2301``, ``COCKPIT_5102``).
+_NAMED = re.compile(r"errorCode[\s:=]+([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)")
 _CODE = re.compile(r"\b([A-Z][A-Z0-9]*_\d{3,5})\b")
 
 
 def gainsight_code(error: str | None) -> str | None:
-    """The first Gainsight error code in ``error``, if any (pure)."""
-    match = _CODE.search(error or "")
+    """The Gainsight error code in ``error``, if any (pure)."""
+    match = _NAMED.search(error or "") or _CODE.search(error or "")
     return match.group(1) if match else None
 
 
