@@ -156,6 +156,8 @@ async def test_the_page_shows_sources_a_paused_sink_and_a_failed_source(
                 shot = ARTIFACTS / "status-page-phone.png"
                 shot.unlink(missing_ok=True)
                 await browse(binary, url, f"--screenshot={shot}", "--window-size=412,1400")
+                wide = ARTIFACTS / "status-page-desktop.png"
+                await browse(binary, url, f"--screenshot={wide}", "--window-size=1280,1000")
             finally:
                 daemon.request_stop()
                 assert await asyncio.wait_for(run, 30) == 0

@@ -31,6 +31,13 @@ border:1px solid currentColor;white-space:nowrap}
 .err{color:var(--bad);font-size:.85rem;word-break:break-word}
 svg{display:block}svg rect{fill:#0969da}
 code{font-size:.85rem;word-break:break-all}
+@media (max-width:700px){
+.wrap table,.wrap tbody,.wrap tr,.wrap td{display:block}.wrap thead{display:none}
+.wrap tr{border:1px solid #8886;border-radius:8px;margin:0 0 10px;padding:6px 10px}
+.wrap tr.failed{border-color:var(--bad)}
+.wrap td{border:0;padding:2px 0;text-align:left}
+.wrap td[data-label]::before{content:attr(data-label) ": ";color:var(--mute);font-size:.8rem}
+}
 """
 
 
@@ -51,7 +58,7 @@ def render(status: dict[str, Any], *, refresh_s: int = 15) -> str:
         f"<style>{CSS}</style></head><body>",
         f"<h1>gainsight-watcher <span class=mute>{escape(str(status.get('tenant', '')))}"
         "</span></h1>",
-        f'<p class="meta">{running} · as of {escape(str(status.get("generated_at", "")))} · '
+        f'<p class="meta">{running} · as of {escape(_time(status.get("generated_at")))} · '
         f"refreshes every {int(refresh_s)} s · "
         '<a href="/v1/status">JSON</a></p>',
         _sources(status.get("sources", [])),
@@ -77,9 +84,22 @@ def _table(headers: Sequence[str], rows: Iterable[str], section: str) -> str:
     )
 
 
-def _td(value: Any, *, num: bool = False) -> str:
+def _td(value: Any, label: str | None = None, *, num: bool = False, raw: bool = False) -> str:
+    """A cell; ``label`` names it in the phone layout; ``raw`` keeps ready-made HTML."""
     text = NONE if value is None else str(value)
-    return f'<td class="n">{escape(text)}</td>' if num else f"<td>{escape(text)}</td>"
+    inner = text if raw else escape(text)
+    attrs = ' class="n"' if num else ""
+    if label:
+        attrs += f' data-label="{escape(label)}"'
+    return f"<td{attrs}>{inner}</td>"
+
+
+def _time(value: Any) -> str:
+    """``2026-12-01T21:35:21.284Z`` -> ``2026-12-01 21:35:21Z``: what a reader needs."""
+    if not value:
+        return NONE
+    text = str(value)
+    return text[:10] + " " + text[11:19] + "Z" if len(text) >= 19 and text[10] == "T" else text
 
 
 def chart(counts: Sequence[int], *, width: int = 120, height: int = 28) -> str:
@@ -96,7 +116,9 @@ def chart(counts: Sequence[int], *, width: int = 120, height: int = 28) -> str:
     total = sum(counts)
     return (
         f'<svg role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-        f"<title>{total} events in the last 24 hours, per hour</title>{''.join(bars)}</svg>"
+        f"<title>{total} events in the last 24 hours, per hour</title>"
+        f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" stroke="#8888"/>'
+        f"{''.join(bars)}</svg>"
     )
 
 
@@ -105,52 +127,57 @@ def _sources(sources: list[dict[str, Any]]) -> str:
     for src in sources:
         last = src.get("last_poll") or {}
         outcome = last.get("outcome")
-        state = (
-            _badge("failed", "bad")
-            if src.get("failing")
-            else _badge(str(outcome), "ok" if outcome == "ok" else "warn")
-            if outcome
-            else _badge("no poll yet", "mute")
-        )
-        poll = (
-            f"{escape(str(last.get('mode')))} {state}<br><span class=mute>"
-            f"{escape(str(last.get('finished_at') or last.get('started_at') or ''))} · "
-            f"{escape(_secs(last.get('duration_s')))} · {escape(str(last.get('records') or 0))} "
-            f"records · {escape(str(last.get('api_calls') or 0))} calls</span>"
-            if last
-            else state
-        )
+        if src.get("failing"):
+            state = _badge("failed", "bad")
+        elif outcome:
+            state = _badge(str(outcome), "ok" if outcome == "ok" else "warn")
+        else:
+            state = _badge("no poll yet", "mute")
+        poll = state
+        if last:
+            poll = (
+                f"{escape(str(last.get('mode')))} {state}<br><span class=mute>"
+                f"{escape(_time(last.get('finished_at') or last.get('started_at')))} · "
+                f"{escape(_secs(last.get('duration_s')))} · {escape(str(last.get('records') or 0))}"
+                f" records · {escape(str(last.get('api_calls') or 0))} calls</span>"
+            )
         nxt = src.get("next_poll") or {}
-        error = src.get("last_error")
         problem = ""
+        error = src.get("last_error")
         if error:
             code = f"{error['gainsight_code']}: " if error.get("gainsight_code") else ""
             problem = (
-                f'<div class="err">last error {escape(str(error.get("at") or ""))}: '
+                f'<div class="err">last error {escape(_time(error.get("at")))}: '
                 f"{escape(code)}{escape(str(error.get('error') or ''))}</div>"
             )
         held = src.get("held_delete")
         if held:
             problem += (
                 f'<div class="warn">mass delete held: {escape(str(held.get("deletes")))} of '
-                f"{escape(str(held.get('of')))} records since {escape(str(held.get('since')))}"
+                f"{escape(str(held.get('of')))} records since {escape(_time(held.get('since')))}"
                 "</div>"
             )
         cls = ' class="failed"' if src.get("failing") else ""
+        name = (
+            f"<b>{escape(src['name'])}</b> <span class=mute>{escape(src['kind'])}</span>{problem}"
+        )
         rows.append(
             f'<tr{cls} data-source="{escape(src["name"])}">'
-            f"<td><b>{escape(src['name'])}</b><br><span class=mute>{escape(src['kind'])}</span>"
-            f"{problem}</td>"
-            f"{_td(src.get('records'), num=True)}<td>{poll}</td>"
-            f"<td>{escape(str(nxt.get('mode', NONE)))}<br><span class=mute>"
-            f"{escape(str(nxt.get('at', '')))}</span></td>"
-            f"{_td(src.get('events_last_hour'), num=True)}"
-            f"{_td(src.get('events_last_day'), num=True)}"
-            f"<td>{chart(src.get('events_per_hour') or [])}</td>"
-            f"<td><code>{escape(str(src.get('watermark') or NONE))}</code></td></tr>"
+            + _td(name, raw=True)
+            + _td(src.get("records"), "records", num=True)
+            + _td(poll, "last poll", raw=True)
+            + _td(f"{nxt.get('mode', NONE)} {_time(nxt.get('at'))}", "next poll")
+            + _td(
+                f"{src.get('events_last_hour', 0)} / {src.get('events_last_day', 0)}",
+                "events 1 h / 24 h",
+                num=True,
+            )
+            + _td(chart(src.get("events_per_hour") or []), "per hour, 24 h", raw=True)
+            + _td(src.get("watermark") or NONE, "watermark")
+            + "</tr>"
         )
-    headers = ["source", "records", "last poll", "next poll", "events 1 h", "events 24 h"]
-    return "<h2>Sources</h2>" + _table([*headers, "per hour (24 h)", "watermark"], rows, "sources")
+    headers = ["source", "records", "last poll", "next poll", "events 1 h / 24 h"]
+    return "<h2>Sources</h2>" + _table([*headers, "per hour, 24 h", "watermark"], rows, "sources")
 
 
 def _sinks(sinks: list[dict[str, Any]]) -> str:
@@ -164,24 +191,35 @@ def _sinks(sinks: list[dict[str, Any]]) -> str:
             state = _badge("active", "ok")
         error = sink.get("last_error")
         err = f'<div class="err">{escape(str(error))}</div>' if error else ""
+        name = f"<b>{escape(sink['name'])}</b> <span class=mute>{escape(str(sink.get('type')))}"
         rows.append(
-            f'<tr data-sink="{escape(sink["name"])}"><td><b>{escape(sink["name"])}</b> '
-            f"<span class=mute>{escape(str(sink.get('type')))}</span>{err}</td><td>{state}</td>"
-            f"{_td(sink.get('delivered_last_day'), num=True)}{_td(sink.get('failing'), num=True)}"
-            f"{_td(sink.get('dead_last_day'), num=True)}{_td(sink.get('outbox_depth'), num=True)}"
-            f"{_td(_secs(sink.get('oldest_pending_age_s')), num=True)}</tr>"
+            f'<tr data-sink="{escape(sink["name"])}">'
+            + _td(f"{name}</span>{err}", raw=True)
+            + _td(state, "state", raw=True)
+            + _td(sink.get("delivered_last_day"), "delivered 24 h", num=True)
+            + _td(sink.get("failing"), "failing", num=True)
+            + _td(sink.get("dead_last_day"), "dead 24 h", num=True)
+            + _td(sink.get("outbox_depth"), "outbox", num=True)
+            + _td(_secs(sink.get("oldest_pending_age_s")), "oldest pending", num=True)
+            + "</tr>"
         )
-    headers = ["sink", "state", "delivered 24 h", "failing", "dead 24 h", "outbox", "oldest"]
-    return "<h2>Sinks</h2>" + _table(headers, rows, "sinks")
+    headers = ["sink", "state", "delivered 24 h", "failing", "dead 24 h", "outbox"]
+    return "<h2>Sinks</h2>" + _table([*headers, "oldest pending"], rows, "sinks")
 
 
 def _rules(rules: list[dict[str, Any]]) -> str:
     rows = [
-        f'<tr data-rule="{escape(r["name"])}"><td><b>{escape(r["name"])}</b></td>'
-        f"<td>{_badge('paused', 'warn') if r.get('paused') else _badge('active', 'ok')}</td>"
-        f"{_td(r.get('matches_last_day', 0), num=True)}"
-        f"{_td(r.get('delivered_last_day', 0), num=True)}"
-        f"{_td(r.get('suppressed_last_day', 0), num=True)}</tr>"
+        f'<tr data-rule="{escape(r["name"])}">'
+        + _td(f"<b>{escape(r['name'])}</b>", raw=True)
+        + _td(
+            _badge("paused", "warn") if r.get("paused") else _badge("active", "ok"),
+            "state",
+            raw=True,
+        )
+        + _td(r.get("matches_last_day", 0), "matches 24 h", num=True)
+        + _td(r.get("delivered_last_day", 0), "delivered 24 h", num=True)
+        + _td(r.get("suppressed_last_day", 0), "suppressed 24 h", num=True)
+        + "</tr>"
         for r in rules
     ]
     headers = ["rule", "state", "matches 24 h", "delivered 24 h", "suppressed 24 h"]
@@ -206,13 +244,17 @@ def _events(events: list[dict[str, Any]]) -> str:
             f"{field}: {_short(v.get('old'))} → {_short(v.get('new'))}"
             for field, v in (ev.get("changes") or {}).items()
         )
-        who = ev.get("name") or ev.get("key")
+        who = escape(str(ev.get("name") or ev.get("key")))
+        record = f"<b>{who}</b> <span class=mute>{escape(str(ev.get('key')))}</span>"
         rows.append(
-            f"<tr>{_td(ev.get('sequence'), num=True)}{_td(ev.get('time'))}{_td(ev.get('source'))}"
-            f"{_td(ev.get('change'))}<td>{escape(str(who))}<br><span class=mute>"
-            f"{escape(str(ev.get('key')))}</span></td>{_td(changes or NONE)}</tr>"
+            "<tr>"
+            + _td(f"#{ev.get('sequence')} {_time(ev.get('time'))}")
+            + _td(f"{ev.get('source')} {ev.get('change')}", "event")
+            + _td(record, "record", raw=True)
+            + _td(changes or NONE, "what changed")
+            + "</tr>"
         )
-    headers = ["#", "time", "source", "change", "record", "what changed"]
+    headers = ["# / time", "event", "record", "what changed"]
     return "<h2>Last 20 events</h2>" + _table(headers, rows, "events")
 
 
