@@ -62,8 +62,14 @@ def at(delta: timedelta) -> str:
 def db(tmp_path: Path) -> Path:
     """A store with polls (one failed with a Gainsight code), events, deliveries, a pause."""
     path = tmp_path / "watcher.db"
-    clock = FakeClock(NOW - timedelta(minutes=10))
+    clock = FakeClock(NOW - timedelta(days=2))
     store = Store.open(path, clock=clock, router=lambda e: [("notify", "hook"), ("notify", "js")])
+    old = event("created", key="C0", after={"Gsid": "C0"}, time=at(timedelta(days=2)))
+    old["id"] = "e-old"
+    store.commit("companies", PageCommit(events=[old]))  # outside every 24-hour figure
+    hook_old = Outbox(store.db).pending_window("hook", limit=10)
+    Outbox(store.db).mark_delivered([r.id for r in hook_old], NOW - timedelta(days=2))
+    clock.advance((NOW - timedelta(minutes=10) - clock.now()).total_seconds())
     store.start_poll("p1", "companies", "full", "scheduled")
     clock.advance(2)
     evs = []
@@ -97,7 +103,7 @@ def db(tmp_path: Path) -> Path:
     )
     outbox = Outbox(store.db)
     outbox.mark_delivered([r.id for r in outbox.pending_window("hook", limit=10)], NOW)
-    (first, _) = outbox.pending_window("js", limit=10)
+    first = next(r for r in outbox.pending_window("js", limit=10) if r.event_id == "e0")
     outbox.mark_retry(first.id, next_attempt_at=NOW.timestamp() + 60, error="no ack; will retry")
     outbox.pause("sink", "js", reason="maintenance", now=NOW)
     store.close()
@@ -135,13 +141,13 @@ def test_figures_per_source_rule_and_sink(db: Path) -> None:
     }
     hook, js = status["sinks"]
     assert (hook["delivered_last_day"], hook["outbox_depth"], hook["paused"]) == (2, 0, False)
-    assert (js["outbox_depth"], js["failing"], js["paused"]) == (2, 1, True)
+    assert (js["outbox_depth"], js["failing"], js["paused"]) == (3, 1, True)
     assert js["pause"]["reason"] == "maintenance"
     assert js["last_error"] == "no ack; will retry"
-    assert js["oldest_pending_age_s"] == 598.0  # queued at commit, 2 s into the poll
+    assert js["oldest_pending_age_s"] == 2 * 86400.0  # the old event's, still pending
     assert status["api"]["calls_last_day"] == 3
     assert status["api"]["per_minute_limit"] == 90
-    assert [e["id"] for e in status["last_events"]] == ["e1", "e0"]
+    assert [e["id"] for e in status["last_events"]] == ["e1", "e0", "e-old"]
     assert status["last_events"][0]["changes"] == {"Arr": {"old": 100, "new": 90}}
     assert status["daemon"] == {"running": False, "pid": None}
 

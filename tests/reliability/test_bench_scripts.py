@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["deliver.py", "faults.py", "latency.py", "load.py", "sim_serve.py", "sweep.py"]
+SCRIPTS = [
+    "deliver.py",
+    "faults.py",
+    "latency.py",
+    "load.py",
+    "sim_serve.py",
+    "status_page.py",
+    "sweep.py",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -82,12 +82,64 @@ def _read(
     hour = format_utc(now - timedelta(hours=1))
     day = format_utc(now - timedelta(days=1))
     minute = format_utc(now - timedelta(minutes=1))
+    hours = [format_utc(now - timedelta(hours=h))[:13] for h in range(23, -1, -1)]
+    events = _events_last_day(conn, hour, day)
     for name in sources:
-        out.sources[name] = _source(conn, name, hour, day, now)
+        out.sources[name] = _source(conn, name)
+        last_hour, last_day, per_hour = events.get(name, (0, 0, {}))
+        out.sources[name].update(
+            events_last_hour=last_hour,
+            events_last_day=last_day,
+            events_per_hour=[per_hour.get(h, 0) for h in hours],
+        )
+    first = _first_rowid_since(conn, day)
+    by_rule = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "SELECT rule, COUNT(DISTINCT event_id), COALESCE(SUM(status = 'delivered'), 0), "
+            "COALESCE(SUM(status = 'suppressed'), 0) FROM deliveries WHERE rowid >= ? "
+            "GROUP BY rule",
+            (first,),
+        )
+    }
     for name in rules:
-        out.rules[name] = _rule(conn, name, day)
+        matches, delivered, suppressed = by_rule.get(name, (0, 0, 0))
+        out.rules[name] = {
+            "matches_last_day": int(matches),
+            "delivered_last_day": int(delivered),
+            "suppressed_last_day": int(suppressed),
+        }
+    by_sink = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "SELECT sink, COALESCE(SUM(status = 'delivered'), 0), "
+            "COALESCE(SUM(status = 'dead'), 0) FROM deliveries WHERE rowid >= ? GROUP BY sink",
+            (first,),
+        )
+    }
+    pending = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "SELECT sink, COUNT(*), COALESCE(SUM(attempts > 0), 0), MIN(created_at) "
+            "FROM deliveries WHERE status = 'pending' GROUP BY sink"
+        )
+    }
     for name in sinks:
-        out.sinks[name] = _sink(conn, name, day)
+        delivered, dead = by_sink.get(name, (0, 0))
+        depth, failing, oldest = pending.get(name, (0, 0, None))
+        error = conn.execute(
+            "SELECT last_error FROM deliveries WHERE status IN ('pending', 'dead') AND sink = ? "
+            "AND last_error IS NOT NULL ORDER BY event_sequence DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        out.sinks[name] = {
+            "delivered_last_day": int(delivered),
+            "failing": int(failing),
+            "dead_last_day": int(dead),
+            "outbox_depth": int(depth),
+            "oldest_pending": oldest,
+            "last_error": error[0] if error else None,
+        }
     for kind, name, at, reason in conn.execute("SELECT kind, name, paused_at, reason FROM pauses"):
         out.pauses[(str(kind), str(name))] = {"since": at, "reason": reason}
     calls_day, limited = conn.execute(
@@ -119,9 +171,50 @@ def _read(
     return out
 
 
-def _source(
-    conn: sqlite3.Connection, name: str, hour: str, day: str, now: datetime
-) -> dict[str, Any]:
+def _events_last_day(
+    conn: sqlite3.Connection, hour: str, day: str
+) -> dict[str, tuple[int, int, dict[str, int]]]:
+    """Per source: events in the last hour, the last day, and per hour (``YYYY-MM-DDTHH``).
+
+    One range read of the ``time`` index, whatever the length of the history.
+    """
+    out: dict[str, tuple[int, int, dict[str, int]]] = {}
+    rows = conn.execute(
+        "SELECT source, substr(time, 1, 13), COUNT(*), COALESCE(SUM(time >= ?), 0) "
+        "FROM events WHERE time >= ? GROUP BY source, substr(time, 1, 13)",
+        (hour, day),
+    )
+    for source, bucket, count, recent in rows:
+        last_hour, last_day, per_hour = out.get(str(source), (0, 0, {}))
+        per_hour[str(bucket)] = int(count)
+        out[str(source)] = (last_hour + int(recent), last_day + int(count), per_hour)
+    return out
+
+
+def _first_rowid_since(conn: sqlite3.Connection, since: str) -> int:
+    """The first ``deliveries`` row queued at or after ``since``.
+
+    Rows are appended in time order (``created_at`` is the commit time), so a binary
+    search over the rowid finds the window in a few index reads; the 24-hour figures
+    then read only that window instead of the whole retained history.
+    """
+    low, high = conn.execute("SELECT MIN(rowid), MAX(rowid) FROM deliveries").fetchone()
+    if low is None:
+        return 0
+    high += 1
+    while low < high:
+        mid = (low + high) // 2
+        row = conn.execute(
+            "SELECT created_at FROM deliveries WHERE rowid >= ? ORDER BY rowid LIMIT 1", (mid,)
+        ).fetchone()
+        if row is None or str(row[0]) >= since:
+            high = mid
+        else:
+            low = mid + 1
+    return int(low)
+
+
+def _source(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
     (records,) = conn.execute("SELECT COUNT(*) FROM snapshots WHERE source = ?", (name,)).fetchone()
     cur = conn.execute(
         "SELECT * FROM polls WHERE source = ? ORDER BY started_at DESC, rowid DESC LIMIT 1",
@@ -135,18 +228,6 @@ def _source(
         "ORDER BY started_at DESC, rowid DESC LIMIT 1",
         (name,),
     ).fetchone()
-    events_hour, events_day = conn.execute(
-        "SELECT COALESCE(SUM(time >= ?), 0), COUNT(*) FROM events WHERE source = ? AND time >= ?",
-        (hour, name, day),
-    ).fetchone()
-    per_hour = dict(
-        conn.execute(
-            "SELECT substr(time, 1, 13), COUNT(*) FROM events WHERE source = ? AND time >= ? "
-            "GROUP BY substr(time, 1, 13)",
-            (name, day),
-        ).fetchall()
-    )
-    hours = [format_utc(now - timedelta(hours=h))[:13] for h in range(23, -1, -1)]
     state = conn.execute(
         "SELECT watermark, held_at, held_count, held_total FROM source_state WHERE source = ?",
         (name,),
@@ -164,51 +245,8 @@ def _source(
         }
         if failed
         else None,
-        "events_last_hour": int(events_hour),
-        "events_last_day": int(events_day),
-        "events_per_hour": [int(per_hour.get(h, 0)) for h in hours],
         "watermark": state[0] if state else None,
         "held_delete": held,
-    }
-
-
-def _rule(conn: sqlite3.Connection, name: str, day: str) -> dict[str, Any]:
-    matches, delivered, suppressed = conn.execute(
-        "SELECT COUNT(DISTINCT event_id), COALESCE(SUM(status = 'delivered'), 0), "
-        "COALESCE(SUM(status = 'suppressed'), 0) FROM deliveries WHERE rule = ? "
-        "AND created_at >= ?",
-        (name, day),
-    ).fetchone()
-    return {
-        "matches_last_day": int(matches),
-        "delivered_last_day": int(delivered),
-        "suppressed_last_day": int(suppressed),
-    }
-
-
-def _sink(conn: sqlite3.Connection, name: str, day: str) -> dict[str, Any]:
-    delivered, dead = conn.execute(
-        "SELECT COALESCE(SUM(status = 'delivered' AND delivered_at >= ?), 0), "
-        "COALESCE(SUM(status = 'dead' AND created_at >= ?), 0) FROM deliveries WHERE sink = ?",
-        (day, day, name),
-    ).fetchone()
-    depth, failing, oldest = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0), MIN(created_at) FROM deliveries "
-        "WHERE sink = ? AND status = 'pending'",
-        (name,),
-    ).fetchone()
-    error = conn.execute(
-        "SELECT last_error FROM deliveries WHERE sink = ? AND status IN ('pending', 'dead') "
-        "AND last_error IS NOT NULL ORDER BY event_sequence DESC LIMIT 1",
-        (name,),
-    ).fetchone()
-    return {
-        "delivered_last_day": int(delivered),
-        "failing": int(failing),
-        "dead_last_day": int(dead),
-        "outbox_depth": int(depth),
-        "oldest_pending": oldest,
-        "last_error": error[0] if error else None,
     }
 
 
