@@ -26,6 +26,7 @@ from watcher.dates import format_utc
 from watcher.store import Store
 from watcher.store.outbox import Outbox
 from watcher.store.status import gainsight_code
+from watcher.store.usage import ApiUsage
 from watcher.store.store import PageCommit
 
 NOW = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
@@ -108,6 +109,10 @@ def db(tmp_path: Path) -> Path:
     outbox.pause("sink", "js", reason="maintenance", now=NOW)
     store.close()
     ScheduleState(path).record("companies", "full", NOW - timedelta(minutes=10), NOW, "ok")
+    usage = ApiUsage(path)
+    for ago, status in [(26, 200), (3, 200), (3, 429), (0, 200), (0, 200)]:  # hours ago
+        usage.record(NOW - timedelta(hours=ago), status)
+    usage.close()
     return path
 
 
@@ -145,8 +150,13 @@ def test_figures_per_source_rule_and_sink(db: Path) -> None:
     assert js["pause"]["reason"] == "maintenance"
     assert js["last_error"] == "no ack; will retry"
     assert js["oldest_pending_age_s"] == 2 * 86400.0  # the old event's, still pending
-    assert status["api"]["calls_last_day"] == 3
-    assert status["api"]["per_minute_limit"] == 90
+    assert status["api"] == {
+        "calls_this_minute": 2,
+        "calls_today": 4,  # since 00:00 UTC; the call 26 hours ago is yesterday's
+        "rate_limited_today": 1,
+        "per_minute_limit": 90,
+        "per_day_limit": 50000,
+    }
     assert [e["id"] for e in status["last_events"]] == ["e1", "e0", "e-old"]
     assert status["last_events"][0]["changes"] == {"Arr": {"old": 100, "new": 90}}
     assert status["daemon"] == {"running": False, "pid": None}
@@ -286,3 +296,27 @@ async def test_non_loopback_without_a_token_keeps_the_page_off(db: Path) -> None
     app = app_for(db, needs_token=True, token=None)
     assert (await get(app, "/")).status_code == 404
     assert (await get(app, "/v1/status")).status_code == 404
+
+
+async def test_the_daemon_counts_every_gainsight_response_and_each_429(tmp_path: Path) -> None:
+    """CountingTransport (the daemon's Gainsight transport) records calls per minute."""
+    from watcher.daemon.wiring import CountingTransport
+    from watcher.store.db import migrate, open_database
+    from watcher.store.usage import usage_figures
+
+    db = open_database(tmp_path / "w.db")
+    migrate(db, FakeClock().now)
+    answers = iter([429, 200, 200])
+    inner = httpx.MockTransport(lambda request: httpx.Response(next(answers)))
+    usage = ApiUsage(tmp_path / "w.db")
+    transport = CountingTransport(inner, Metrics(), usage, FakeClock(NOW))
+    async with httpx.AsyncClient(transport=transport) as http:
+        for _ in range(3):
+            await http.post("https://acme.gainsightcloud.com/v1/data/objects/query/Company")
+    usage.close()
+    assert usage_figures(db.conn, NOW) == {
+        "calls_this_minute": 3,
+        "calls_today": 3,
+        "rate_limited_today": 1,
+    }
+    db.conn.close()

@@ -135,9 +135,9 @@ def text(status: dict[str, Any]) -> str:
         lines.append("  none")
     api = status["api"]
     lines.append(
-        f"API budget: {api.get('calls_last_minute', 0)}/{api['per_minute_limit']} calls last "
-        f"minute, {api.get('calls_last_day', 0)}/{api['per_day_limit']} last 24 h, "
-        f"{api.get('rate_limited_polls_last_day', 0)} polls stopped by 429"
+        f"API budget: {api.get('calls_this_minute', 0)}/{api['per_minute_limit']} calls this "
+        f"minute, {api.get('calls_today', 0)}/{api['per_day_limit']} today (UTC), "
+        f"{api.get('rate_limited_today', 0)} answered 429 today"
     )
     lines.append("last events:")
     for ev in status["last_events"]:

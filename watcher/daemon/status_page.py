@@ -229,11 +229,10 @@ def _rules(rules: list[dict[str, Any]]) -> str:
 def _api(api: dict[str, Any]) -> str:
     return (
         "<h2>Gainsight API budget</h2>"
-        f'<p id="api">{escape(str(api.get("calls_last_minute", 0)))} / '
-        f"{escape(str(api.get('per_minute_limit')))} calls in the last minute · "
-        f"{escape(str(api.get('calls_last_day', 0)))} / {escape(str(api.get('per_day_limit')))} "
-        f"in the last 24 h · {escape(str(api.get('rate_limited_polls_last_day', 0)))} polls "
-        "stopped by 429 in the last 24 h</p>"
+        f'<p id="api">{escape(str(api.get("calls_this_minute", 0)))} / '
+        f"{escape(str(api.get('per_minute_limit')))} calls this minute · "
+        f"{escape(str(api.get('calls_today', 0)))} / {escape(str(api.get('per_day_limit')))} "
+        f"today (UTC) · {escape(str(api.get('rate_limited_today', 0)))} answered 429 today</p>"
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from watcher.dates import format_utc
 from watcher.store.db import classify
+from watcher.store.usage import usage_figures
 
 #: Gainsight error codes in a poll's error text: after "errorCode", or code-shaped
 #: (``GS_2301``, ``COCKPIT_5102``).
@@ -81,7 +82,6 @@ def _read(
     out = StoreFigures()
     hour = format_utc(now - timedelta(hours=1))
     day = format_utc(now - timedelta(days=1))
-    minute = format_utc(now - timedelta(minutes=1))
     hours = [format_utc(now - timedelta(hours=h))[:13] for h in range(23, -1, -1)]
     events = _events_last_day(conn, hour, day)
     for name in sources:
@@ -142,22 +142,7 @@ def _read(
         }
     for kind, name, at, reason in conn.execute("SELECT kind, name, paused_at, reason FROM pauses"):
         out.pauses[(str(kind), str(name))] = {"since": at, "reason": reason}
-    calls_day, limited = conn.execute(
-        "SELECT COALESCE(SUM(api_calls), 0), "
-        "COALESCE(SUM(error LIKE '%429%' OR error LIKE '%rate limit%'), 0) "
-        "FROM polls WHERE started_at >= ?",
-        (day,),
-    ).fetchone()
-    (calls_minute,) = conn.execute(
-        "SELECT COALESCE(SUM(api_calls), 0) FROM polls "
-        "WHERE finished_at >= ? OR outcome = 'running'",
-        (minute,),
-    ).fetchone()
-    out.api = {
-        "calls_last_minute": int(calls_minute),
-        "calls_last_day": int(calls_day),
-        "rate_limited_polls_last_day": int(limited),
-    }
+    out.api = usage_figures(conn, now)
     rows = conn.execute(
         "SELECT sequence, id, type, source, subject, time, body FROM events "
         "ORDER BY sequence DESC LIMIT 20"
