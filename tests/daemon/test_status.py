@@ -26,8 +26,8 @@ from watcher.dates import format_utc
 from watcher.store import Store
 from watcher.store.outbox import Outbox
 from watcher.store.status import gainsight_code
-from watcher.store.usage import ApiUsage
 from watcher.store.store import PageCommit
+from watcher.store.usage import ApiUsage
 
 NOW = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
 TOKEN = "status-token-0123456789abcdef"
