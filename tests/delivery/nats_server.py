@@ -42,11 +42,19 @@ def free_port() -> int:
 class NatsServer:
     """``nats-server -js`` with its JetStream files under ``store_dir``; start/stop/restart."""
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        token: str | None = None,
+        config: str | None = None,
+    ):
         self.binary = require_nats_server()
         self.store_dir = store_dir
         self.port = port or free_port()
         self.token = token
+        self.config = config  # nats-server config file text, for settings without a flag
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,6 +66,10 @@ class NatsServer:
         args += ["-sd", str(self.store_dir)]
         if self.token:
             args += ["--auth", self.token]
+        if self.config:
+            path = self.store_dir.with_suffix(".conf")
+            path.write_text(self.config)
+            args += ["-c", str(path)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:  # wait for the process to listen, not for time

@@ -23,7 +23,12 @@ from watcher.config import parse_config
 from watcher.delivery.base import Item
 from watcher.delivery.sinks import build_sinks, check_sinks
 from watcher.delivery.sinks.nats import NatsSink, subject_for
-from watcher.errors import ConfigError, RetryableDispatchError, SecretError
+from watcher.errors import (
+    ConfigError,
+    PermanentDispatchError,
+    RetryableDispatchError,
+    SecretError,
+)
 
 TOKEN = "nats-token-0123456789-secret"
 
@@ -162,6 +167,36 @@ async def test_create_stream_false_waits_for_the_stream(server: NatsServer) -> N
     await sink.send([item])
     await sink.aclose()
     assert len(await read_stream(server.url, "GS")) == 1
+
+
+async def test_an_event_over_max_payload_is_dead_with_what_to_do(tmp_path: Path) -> None:
+    """Retrying cannot make an event fit: dead at once, saying which server setting."""
+    server = NatsServer(tmp_path / "js", config="max_payload: 1024\n").start()
+    try:
+        sink = NatsSink("js", url=server.url, subject="gs", stream="GS")
+        big = arr_change("C1", 1, 2, 1)
+        big["data"]["after"]["Notes"] = "x" * 4000
+        with pytest.raises(PermanentDispatchError, match="max_payload"):
+            await sink.send([Item.from_body("d1", "all", json.dumps(big))])
+        await sink.send([Item.from_body("d2", "all", json.dumps(arr_change("C1", 1, 2, 2)))])
+        await sink.aclose()
+    finally:
+        server.stop()
+
+
+async def test_a_stream_deleted_under_the_sink_is_created_again(server: NatsServer) -> None:
+    """The attempt after the stream vanished fails retryably; the next one recreates it."""
+    sink = NatsSink("js", url=server.url, subject="gs", stream="GS")
+    await sink.send([Item.from_body("d1", "all", json.dumps(arr_change("C1", 1, 2, 1)))])
+    nc = await nats.connect(server.url)
+    await nc.jetstream().delete_stream("GS")
+    await nc.close()
+    item = Item.from_body("d2", "all", json.dumps(arr_change("C1", 2, 3, 2)))
+    with pytest.raises(RetryableDispatchError, match="no stream takes subject"):
+        await sink.send([item])
+    await sink.send([item])
+    await sink.aclose()
+    assert [m.headers["Nats-Msg-Id"] for m in await read_stream(server.url, "GS")] == ["evt-C1-2"]
 
 
 async def test_no_server_is_a_retryable_failure(tmp_path: Path) -> None:

@@ -107,12 +107,19 @@ class NatsSink:
         try:
             ack = await js.publish(subject, body, headers=headers, timeout=self._timeout)
         except nats.js.errors.NoStreamResponseError:
+            await self._drop()  # the next attempt connects again and checks the stream
             raise RetryableDispatchError(
                 f"{self._where}: no stream takes subject {subject!r} (is stream "
                 f"{self.stream!r} there, with subjects '{self.subject}.>'?); will retry"
             ) from None
         except nats.js.errors.APIError as exc:
             raise self._api_error(exc) from None
+        except nats.errors.MaxPayloadError:
+            raise PermanentDispatchError(
+                f"{self._where}: the event ({len(body)} bytes) is larger than the server's "
+                "max_payload; raise max_payload on the NATS server, then run "
+                "'watcher deliveries retry --dead'"
+            ) from None
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await self._drop()
             raise RetryableDispatchError(
@@ -149,7 +156,7 @@ class NatsSink:
             self._nc = nc
             return nc
 
-    async def _connect(self) -> Client:
+    async def _open(self) -> Client:
         options: dict[str, Any] = {
             "allow_reconnect": False,
             "connect_timeout": max(1, round(self._timeout)),
@@ -171,8 +178,18 @@ class NatsSink:
             )
             options["tls"] = ctx
         self._last_error = None
+        nc = Client()
         try:
-            return await asyncio.wait_for(nats.connect(self.url, **options), 3 * self._timeout)
+            await asyncio.wait_for(nc.connect(self.url, **options), 3 * self._timeout)
+        except BaseException:
+            # the client leaves a failed attempt's socket open; close it here
+            await _close(nc)
+            raise
+        return nc
+
+    async def _connect(self) -> Client:
+        try:
+            return await self._open()
         except nats.errors.NoServersError:
             if _is_auth(self._last_error):
                 raise self._refused() from None
