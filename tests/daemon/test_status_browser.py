@@ -181,5 +181,7 @@ async def test_the_page_shows_sources_a_paused_sink_and_a_failed_source(
     calls = re.search(r"(\d+) / 50000 today", text)
     assert calls, text
     assert int(calls.group(1)) >= 2  # the daemon counted its Gainsight calls
-    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(png[16:20], "big") == 412  # the phone-sized window
     print(f"status page: headless Chromium load {load_s:.2f} s (dump-dom, incl. start-up)")
