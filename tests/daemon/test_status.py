@@ -23,6 +23,7 @@ from watcher.daemon.state import ScheduleState, StoreView
 from watcher.daemon.status import collect
 from watcher.daemon.status_page import chart, render
 from watcher.dates import format_utc
+from watcher.errors import StoreError
 from watcher.store import Store
 from watcher.store.outbox import Outbox
 from watcher.store.status import gainsight_code
@@ -176,6 +177,14 @@ def test_lock_holder_is_seen_without_taking_the_lock(tmp_path: Path) -> None:
     with DaemonLock(db):
         assert holder(db) is not None
     assert holder(db) is None
+
+
+def test_an_unreadable_lock_is_an_error_not_daemon_not_running(tmp_path: Path) -> None:
+    """A lock file we may not open (another user's daemon) must not read as "not running"."""
+    lock = tmp_path / "w.db.lock"
+    lock.symlink_to(lock)  # ELOOP: an open that fails even for root (EACCES would not)
+    with pytest.raises(StoreError, match="cannot read the daemon lock"):
+        holder(tmp_path / "w.db")
 
 
 @pytest.mark.parametrize(

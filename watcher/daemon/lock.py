@@ -80,8 +80,13 @@ def holder(db_path: str | Path) -> int | None:
     path = Path(f"{db_path}.lock")
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the daemon lock {str(path)!r} ({exc.strerror}); run this as the "
+            "daemon's user or as root"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
