@@ -488,8 +488,57 @@ class PythonSinkConfig(_SinkBase):
     callable: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 
+_NATS_PART = r"[A-Za-z0-9_-]+"
+
+
+def check_nats_url(url: str) -> str:
+    """``tls://host:port`` anywhere, plain ``nats://`` only on loopback; no credentials."""
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.query or parts.path not in ("", "/"):
+        raise ValueError(
+            "url must be 'nats://HOST:PORT' or 'tls://HOST:PORT' without credentials or a "
+            "path; give a token with token_env / token_file, or creds_file"
+        )
+    if parts.scheme == "tls" and parts.hostname:
+        return url
+    if parts.scheme == "nats" and is_loopback_host(parts.hostname):
+        return url
+    raise ValueError(
+        "nats sink URLs must be tls://HOST:PORT (plain nats:// is allowed only on loopback: "
+        "127.0.0.1 or localhost)"
+    )
+
+
+class NatsSinkConfig(_SinkBase):
+    """Events on a NATS JetStream stream (``watcher/delivery/sinks/nats.py``)."""
+
+    type: Literal["nats"]
+    url: str = "nats://127.0.0.1:4222"
+    subject: Annotated[str, Field(pattern=rf"^{_NATS_PART}(\.{_NATS_PART})*$")] = "gainsight"
+    stream: Annotated[str, Field(pattern=rf"^{_NATS_PART}$", max_length=64)] = "GAINSIGHT"
+    create_stream: bool = True
+    token_env: str | None = None
+    token_file: str | None = None
+    creds_file: str | None = None
+    ca_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_nats_url(value)
+
+    @model_validator(mode="after")
+    def _creds(self) -> NatsSinkConfig:
+        _one_of(self.token_env, self.token_file, "token", required=False)
+        if self.creds_file is not None and (self.token_env or self.token_file):
+            raise ValueError("give either a token (token_env / token_file) or creds_file")
+        if self.ca_file is not None and not self.url.startswith("tls://"):
+            raise ValueError("ca_file is only for tls:// URLs")
+        return self
+
+
 SinkConfig = Annotated[
-    WebhookSinkConfig | SlackSinkConfig | CommandSinkConfig | PythonSinkConfig,
+    WebhookSinkConfig | SlackSinkConfig | CommandSinkConfig | PythonSinkConfig | NatsSinkConfig,
     Field(discriminator="type"),
 ]
 
@@ -533,6 +582,10 @@ class WatcherConfig(_Model):
                 if sec:
                     refs.append(sec)
                 refs.extend(sink.header_refs(name).values())
+            if isinstance(sink, NatsSinkConfig):
+                token = _secret(f"sinks.{name}.token", sink.token_env, sink.token_file)
+                if token:
+                    refs.append(token)
         return refs
 
 

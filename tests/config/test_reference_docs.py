@@ -12,6 +12,7 @@ from watcher.config import (
     CommandSinkConfig,
     GainsightConfig,
     HttpConfig,
+    NatsSinkConfig,
     PythonSinkConfig,
     RulesConfig,
     SlackSinkConfig,
@@ -59,7 +60,8 @@ def test_every_model_field_has_a_row_and_every_row_a_field(
 
 
 @pytest.mark.parametrize(
-    "model", [WebhookSinkConfig, SlackSinkConfig, CommandSinkConfig, PythonSinkConfig]
+    "model",
+    [WebhookSinkConfig, SlackSinkConfig, CommandSinkConfig, PythonSinkConfig, NatsSinkConfig],
 )
 def test_every_sink_specific_key_is_described(model: type[BaseModel]) -> None:
     text = README.read_text(encoding="utf-8").split("### `[sinks.NAME]`", 1)[1]

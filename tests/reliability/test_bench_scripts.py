@@ -16,6 +16,7 @@ SCRIPTS = [
     "load.py",
     "page_calls.py",
     "sim_serve.py",
+    "status_page.py",
     "sweep.py",
     "throttle.py",
 ]

@@ -260,6 +260,8 @@ def _endpoints(out: Any, folder: Path, port: int | None) -> None:
     print(
         "\n".join(
             [
+                f"  status page       {base}/   (or: watcher status --config "
+                f"{folder / 'watcher.toml'})",
                 f"  health / metrics  {base}/readyz  {base}/metrics",
                 "  pull feed         curl -H "
                 f'"Authorization: Bearer $(cat {folder / "feed-token"})" '

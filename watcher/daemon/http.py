@@ -34,6 +34,7 @@ from watcher.daemon.health import Readiness
 from watcher.daemon.http_guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS, limited_h11
 from watcher.daemon.metrics import CONTENT_TYPE, Metrics
 from watcher.daemon.state import FeedPage, StoreView
+from watcher.daemon.status_routes import status_routes
 from watcher.errors import ConfigError
 
 __all__ = ["EventSignal", "HttpServer", "Readiness", "bind", "create_app"]
@@ -73,8 +74,15 @@ def create_app(
     readiness: Callable[[], Readiness],
     token: str | None,
     signal: EventSignal | None = None,
+    status: Callable[[], dict[str, Any]] | None = None,
+    status_needs_token: bool = False,
 ) -> Starlette:
-    """The ASGI app; everything it needs is passed in."""
+    """The ASGI app; everything it needs is passed in.
+
+    ``status`` gives the status dict (``GET /v1/status``, and ``GET /`` as HTML); with
+    ``status_needs_token`` (a listen address other than loopback) both take the feed
+    token like the feed does.
+    """
     new_events = signal or EventSignal()
     expected = token.encode() if token else None
     waiting = 0
@@ -127,14 +135,17 @@ def create_app(
             waiting -= wait > 0
         return JSONResponse({"events": page.events, "next_after": page.next_after})
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-            Route("/v1/events", events),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/v1/events", events),
+    ]
+    if status is not None:
+        routes += status_routes(
+            status, needs_token=status_needs_token, expected=expected, authorized=_authorized
+        )
+    return Starlette(routes=routes)
 
 
 def _error(status: int, message: str) -> Response:

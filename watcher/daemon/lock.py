@@ -69,3 +69,30 @@ def _read_pid(fd: int) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None
+
+
+def holder(db_path: str | Path) -> int | None:
+    """The pid of the daemon holding ``<database>.lock``, or ``None`` when none runs.
+
+    Read-only: takes a shared lock for an instant only when nobody holds it, and never
+    creates the file.
+    """
+    path = Path(f"{db_path}.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the daemon lock {str(path)!r} ({exc.strerror}); run this as the "
+            "daemon's user or as root"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +34,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from watcher.clock import Clock
-from watcher.config import SourceConfig, WatcherConfig, load_config, resolve_secret
+from watcher.config import (
+    SourceConfig,
+    WatcherConfig,
+    is_loopback_host,
+    load_config,
+    resolve_secret,
+)
 from watcher.daemon.health import Readiness, assess, store_check
 from watcher.daemon.http import EventSignal, HttpServer, bind, create_app
 from watcher.daemon.http_guard import guard
@@ -117,6 +124,8 @@ class Components:
     wake_dispatcher: Callable[[], None] | None = None
     #: ``{sink: "ok" | why degraded}`` (stuck Python handlers); read by /readyz, /metrics.
     sink_health: Callable[[], Mapping[str, str]] | None = None
+    #: The loaded rules' names, for the status page.
+    rule_names: tuple[str, ...] = ()
 
 
 Builder = Callable[[WatcherConfig], Awaitable[Components]]
@@ -211,6 +220,20 @@ class Daemon:
         """Return once ``count`` polls have finished since start (tests, the demo)."""
         while self.polls_finished < count:
             await self._poll_signal.wait(60.0)
+
+    def status(self) -> dict[str, Any]:
+        """What ``watcher status`` shows, for ``GET /`` and ``GET /v1/status``."""
+        from watcher.daemon.status import collect
+
+        components = self._components
+        return collect(
+            self.config,
+            db_path=self._db_path(self.config),
+            now=self.clock.now(),
+            rules=list(components.rule_names) if components else [],
+            config_path=str(self.config_path) if self.config_path else None,
+            serving_pid=os.getpid(),
+        )
 
     @property
     def http_port(self) -> int | None:
@@ -484,6 +507,8 @@ class Daemon:
             readiness=self.readiness,
             token=token,
             signal=self.signal,
+            status=self.status,
+            status_needs_token=not is_loopback_host(http.host),
         )
         guarded = guard(app, listen_host=http.host, allowed_hosts=http.allowed_hosts, token=token)
         self.http = HttpServer(guarded, bind(http.host, http.port))

@@ -16,6 +16,7 @@ unless ``requests_per_minute`` / ``requests_per_day`` changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from watcher.config import SourceConfig, WatcherConfig
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Builder, Components, PollReport, is_auth_failure
 from watcher.daemon.schedule import Mode
-from watcher.errors import PollError
+from watcher.errors import PollError, StoreError
 from watcher.logging import get_logger
+from watcher.store.usage import ApiUsage
 
 _DELIVERY_OUTCOMES = {
     "delivery.succeeded": "delivered",
@@ -41,15 +43,29 @@ _DELIVERY_OUTCOMES = {
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """Wraps a transport; reports each response to ``metrics``."""
+    """Wraps a transport; reports each response to ``metrics`` (and, given ``usage``, counts
+    it per minute in the store for ``watcher status``)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        metrics: Metrics,
+        usage: ApiUsage | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.inner = inner
         self.metrics = metrics
+        self.usage = usage
+        self.clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         await self.metrics.on_response(response)
+        if self.usage is not None and self.clock is not None:
+            try:
+                await asyncio.to_thread(self.usage.record, self.clock.now(), response.status_code)
+            except StoreError as exc:  # a count lost is no reason to fail the poll
+                get_logger("watcher.daemon").warning("api_usage.not_recorded", error=str(exc))
         return response
 
     async def aclose(self) -> None:
@@ -156,6 +172,8 @@ def real_builder(
             budgets[limits] = budget_from_config(config, clock)
         stack = contextlib.AsyncExitStack()
         stores: list[Any] = []
+        usage = ApiUsage(store_path(config, base_dir))
+        stack.callback(usage.close)
         try:
             inner = gainsight_transport or httpx.AsyncHTTPTransport()
             client = await stack.enter_async_context(
@@ -165,7 +183,7 @@ def real_builder(
                     base_dir=base_dir,
                     budget=budgets[limits],
                     environ=environ,
-                    transport=CountingTransport(inner, metrics),
+                    transport=CountingTransport(inner, metrics, usage, clock),
                 )
             )
             db = store_path(config, base_dir)
@@ -209,6 +227,7 @@ def real_builder(
             aclose=aclose,
             wake_dispatcher=dispatcher.wake,
             sink_health=lambda: sink_health(sinks),
+            rule_names=tuple(r.name for r in rules),
         )
 
     return build

@@ -154,6 +154,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        6,
+        "api usage: Gainsight calls and 429s per minute, for watcher status",
+        (
+            """CREATE TABLE IF NOT EXISTS api_usage (
+                minute TEXT PRIMARY KEY,
+                calls INTEGER NOT NULL DEFAULT 0,
+                rate_limited INTEGER NOT NULL DEFAULT 0
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 from watcher.clock import Clock, SystemClock
 from watcher.config import (
     CommandSinkConfig,
+    NatsSinkConfig,
     PythonSinkConfig,
     SecretRef,
     SlackSinkConfig,
@@ -25,6 +27,7 @@ from watcher.delivery.base import Sink
 from watcher.delivery.render import check_link_template
 from watcher.delivery.signing import secret_key
 from watcher.delivery.sinks.command import CommandSink
+from watcher.delivery.sinks.nats import NatsAuth, NatsSink
 from watcher.delivery.sinks.python import PythonSink, import_callable
 from watcher.delivery.sinks.slack import SlackRateLimiter, SlackSink
 from watcher.delivery.sinks.webhook import OWN_HEADERS, WebhookSink
@@ -79,6 +82,33 @@ class _Secrets:
 
     def callable(self, name: str, sink: PythonSinkConfig) -> Callable[..., Any]:
         return import_callable(sink.callable, f"sinks.{name}.callable")
+
+    def nats_auth(self, name: str, sink: NatsSinkConfig) -> NatsAuth:
+        token = None
+        if sink.token_env is not None or sink.token_file is not None:
+            ref = SecretRef(setting=f"sinks.{name}.token", env=sink.token_env, file=sink.token_file)
+            token = resolve_secret(ref, self._environ, self._base_dir)
+            register_secret(token)
+        return NatsAuth(
+            token=token,
+            creds_file=self._file(f"sinks.{name}.creds_file", sink.creds_file),
+            ca_file=self._file(f"sinks.{name}.ca_file", sink.ca_file),
+        )
+
+    def _file(self, setting: str, value: str | None) -> Path | None:
+        """A file the NATS client reads itself: checked readable now (content not kept)."""
+        if value is None:
+            return None
+        ref = SecretRef(setting=setting, file=value)
+        resolve_secret(ref, self._environ, self._base_dir)  # raises SecretError when unreadable
+        path = Path(os.path.expandvars(value))
+        if path.is_absolute():
+            return path
+        env = os.environ if self._environ is None else self._environ
+        creds = env.get("CREDENTIALS_DIRECTORY")
+        if creds and (Path(creds) / path).exists():
+            return Path(creds) / path
+        return (self._base_dir or Path.cwd()) / path
 
 
 def _origin(ref: SecretRef) -> str:
@@ -172,6 +202,16 @@ def _build(
                 limiter=limiter,
                 timeout_s=cfg.timeout_s,
                 link_template=cfg.link_template,
+            )
+        elif isinstance(cfg, NatsSinkConfig):
+            sinks[name] = NatsSink(
+                name,
+                url=cfg.url,
+                subject=cfg.subject,
+                stream=cfg.stream,
+                create_stream=cfg.create_stream,
+                auth=live.nats_auth(name, cfg) if live is not None else None,
+                timeout_s=cfg.timeout_s,
             )
         elif isinstance(cfg, CommandSinkConfig):
             sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
