@@ -416,3 +416,12 @@ def test_shape_errors_say_what_was_written_and_what_is_expected(
     tmp_path: Path, lines: str, expected: str
 ) -> None:
     assert _errors(tmp_path, "[[rules]]\n" + lines + "\n") == [expected]
+
+
+def test_a_rules_file_nested_5000_deep_is_one_clear_error(tmp_path: Path) -> None:
+    """A hostile or broken rules file nested 5000 deep is a ConfigError naming the file
+    (watcher check exits 2), never a RecursionError traceback."""
+    errors = _errors(tmp_path, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert len(errors) == 1
+    assert "nested too deeply" in errors[0]
+    assert "flatten the file" in errors[0]

@@ -260,10 +260,16 @@ def load_rules(config: WatcherConfig, *, base_dir: Path | None = None) -> RuleSe
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"{origin}: invalid TOML: {exc}; fix the syntax")
             continue
+        except RecursionError:
+            problems.append(f"{origin}: values nested too deeply to read; flatten the file")
+            continue
         try:
             parsed = RuleFile.model_validate(raw)
         except ValidationError as exc:
             problems.extend(_format(origin, raw, exc))
+            continue
+        except RecursionError:
+            problems.append(f"{origin}: values nested too deeply to check; flatten the file")
             continue
         for index, rule in enumerate(parsed.rules):
             if rule.name in origins:
