@@ -49,6 +49,7 @@ from watcher.config import SourceConfig
 from watcher.dates import normalize_record
 from watcher.gainsight import Budget, GainsightClient, Priority
 from watcher.gainsight.query import Condition, Direction
+from watcher.gainsight.routes import path_of
 from watcher.poll import Poller
 from watcher.poll.source import MemoryPage
 from watcher.store import Store
@@ -234,7 +235,7 @@ async def loopback_floor(base: str, key: str, n: int) -> float:
         while True:
             body["offset"] = offset
             reply = await http.post(
-                base + src.effective_path,
+                base + path_of(src),
                 content=json.dumps(body),
                 headers={"Accesskey": key, "Content-Type": "application/json"},
             )

@@ -24,10 +24,6 @@ def register_secret(value: str) -> None:
         _SECRETS.add(value)
 
 
-def registered_secrets() -> frozenset[str]:
-    return frozenset(_SECRETS)
-
-
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     """Replace every registered secret in ``text``."""
     for secret in secrets if secrets is not None else _SECRETS:

@@ -14,6 +14,7 @@ from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.dates import format_utc, from_epoch_ms
 from watcher.gainsight import Budget, GainsightClient
+from watcher.gainsight.routes import path_of
 from watcher.poll import Poller
 from watcher.store import Store
 from watcher.testing.sim import running_sim
@@ -53,7 +54,7 @@ async def test_a_server_capping_pages_below_the_limit_loses_nothing(tmp_path: Pa
             baseline = await poller.poll(COMPANIES)
             assert store.count_snapshots("companies") == 2500
             assert baseline.pages >= 3
-            assert client.page_cap(COMPANIES.effective_path) == 1000
+            assert client.page_cap(path_of(COMPANIES)) == 1000
 
             keys = sim.tenant.keys("Company")
             clock.advance(60)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from watcher.config import WatcherConfig, load_config, resolve_secret
 from watcher.errors import SecretError, SourceError
+from watcher.gainsight.routes import path_of
 from watcher.logging import redact
 
 
@@ -91,9 +92,7 @@ def _connect(config: WatcherConfig, base_dir: Path) -> int:
     for source in config.sources:
         probes = results.get(source.name, [])
         route = (
-            "object from the tenant's metadata"
-            if source.needs_object_lookup
-            else (source.effective_path)
+            "object from the tenant's metadata" if source.needs_object_lookup else path_of(source)
         )
         print(f"\nsource {source.name!r} ({source.kind}, {route})")
         width = max(len(p.route) for p in probes) if probes else 10

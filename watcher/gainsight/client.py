@@ -58,7 +58,6 @@ from watcher.gainsight.envelope import (
     read_records,
 )
 from watcher.gainsight.query import (
-    COCKPIT_KEY_BATCH,
     MDA_QUERY_PREFIX,
     Condition,
     Direction,
@@ -69,6 +68,7 @@ from watcher.gainsight.query import (
     select_of,
     style_of,
 )
+from watcher.gainsight.routes import key_batch_of, path_of
 from watcher.httpread import MAX_REPLY_BYTES, ReplyTooLargeError, bounded_post
 from watcher.logging import get_logger, register_secret
 
@@ -514,7 +514,7 @@ class GainsightClient:
     ) -> AsyncIterator[Page]:
         style = style_of(source)
         asked = page_size_of(source)
-        target = path or source.effective_path
+        target = path or path_of(source)
         fields = list(select) if select is not None else select_of(source)
         if order_by is None and style == "mda":
             order_by = {source.key: "asc"}
@@ -606,7 +606,7 @@ class GainsightClient:
         """Records whose key is in ``keys`` (``key IN [...]`` on the query route, ``EQ``
         terms joined with ``OR`` on the Cockpit list), batched."""
         unique = list(dict.fromkeys(k for k in keys if k))
-        limit = page_size_of(source) if style_of(source) == "mda" else COCKPIT_KEY_BATCH
+        limit = key_batch_of(source)
         size = max(1, min(batch_size or limit, limit))
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(unique), size):

@@ -29,6 +29,7 @@ from watcher.gainsight.query import (
     iso_filter_value,
     mda_object_of,
 )
+from watcher.gainsight.routes import path_of
 
 ZONE_SLACK = timedelta(hours=14)  # the widest distance of any zone from UTC
 
@@ -57,7 +58,7 @@ async def deleted_since(
     deleted list. Sources without a delete feed (a ``path`` override that is not
     the query route) raise :class:`ApiError`: rely on full sweeps for them.
     """
-    path = source.effective_path
+    path = path_of(source)
     if source.kind == "cta" and (source.path is None or path == CTA_LIST_PATH):
         return await _deleted_ctas(client, source, since, priority)
     obj = mda_object_of(path)
