@@ -68,9 +68,9 @@ def _check_sinks(config: WatcherConfig, base_dir: Path) -> None:
 
 
 def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
-    from watcher.rules.loader import load_rules
+    from watcher.delivery.sinks import load_checked_rules
 
-    ruleset = load_rules(config, base_dir=base_dir)
+    ruleset = load_checked_rules(config, base_dir=base_dir)
     for warning in ruleset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return f", {len(ruleset)} rule(s)"

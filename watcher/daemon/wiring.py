@@ -155,15 +155,14 @@ def real_builder(
 
     async def build(config: WatcherConfig) -> Components:
         from watcher.delivery.dispatcher import Dispatcher
-        from watcher.delivery.sinks import build_sinks, sink_health
+        from watcher.delivery.sinks import build_sinks, load_checked_rules, sink_health
         from watcher.gainsight import open_client
         from watcher.poll import Poller
-        from watcher.rules.loader import load_rules
         from watcher.rules.match import build_router
         from watcher.store import Store
         from watcher.store.db import open_database
 
-        rules = load_rules(config, base_dir=base_dir)
+        rules = load_checked_rules(config, base_dir=base_dir)
         router = build_router(rules)
         gs = config.gainsight
         limits = (gs.requests_per_minute, gs.requests_per_day)
