@@ -1,6 +1,6 @@
 """The package layering: arrows point down, and no imports go round in a circle.
 
-    base modules (errors, dates, durations, clock, httpread, logging, config)
+    base modules (errors, dates, durations, clock, httpread, httpserve, logging, config)
       <- core  <- store / gainsight / rules  <- poll / delivery  <- daemon  <- cli
 
 ``core`` imports nothing of watcher but ``dates`` and ``errors``; store, gainsight
@@ -20,7 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "watcher"
 
-BASE = frozenset({"errors", "dates", "durations", "clock", "httpread", "logging", "config"})
+BASE = frozenset(
+    {"errors", "dates", "durations", "clock", "httpread", "httpserve", "logging", "config"}
+)
 HARNESSES = frozenset({"testing", "sim", "reliability"})
 FORBIDDEN: dict[str, frozenset[str]] = {
     "core": frozenset(),  # checked by CORE_MAY below: only dates and errors
