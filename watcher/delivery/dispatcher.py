@@ -37,7 +37,7 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from sqlite_utils import Database
 
@@ -54,7 +54,7 @@ from watcher.errors import (
     SinkGoneError,
     StoreError,
 )
-from watcher.logging import get_logger, redact
+from watcher.logging import Logger, get_logger, redact
 from watcher.rules.models import Rule
 from watcher.store.outbox import DeliveryRow, Outbox
 
@@ -88,6 +88,20 @@ class _SinkState:
     failed_store: bool = False
 
 
+class DeliveryCounter(Protocol):
+    """Counts delivery outcomes where they happen (``/metrics``:
+    :meth:`watcher.daemon.metrics.Metrics.delivery`)."""
+
+    def delivery(self, sink: str, outcome: str) -> None:
+        """One delivery of ``sink`` ended ``delivered``, ``failed``, ``dead`` or
+        ``suppressed``."""
+
+
+class _NoCounter:
+    def delivery(self, sink: str, outcome: str) -> None:
+        del sink, outcome
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -99,7 +113,8 @@ class Dispatcher:
         sink_configs: Mapping[str, SinkConfig] | None = None,
         rng: random.Random | None = None,
         window: int = 200,
-        logger: Any = None,
+        logger: Logger | None = None,
+        counter: DeliveryCounter | None = None,
     ) -> None:
         self.outbox = Outbox(db)
         self.sinks = dict(sinks)
@@ -109,6 +124,7 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
         self.window = window
         self.log = logger or get_logger("watcher.delivery")
+        self.counter: DeliveryCounter = counter or _NoCounter()
         self.stats = DispatchStats()
         self._sink_wakes: dict[str, asyncio.Event] = {}
         self._stopping = False
@@ -356,6 +372,7 @@ class Dispatcher:
             reason = throttling.reason(rule.name, throttle)
             self.outbox.mark_suppressed(row.id, reason=reason)
             self.stats.suppressed += 1
+            self.counter.delivery(row.sink, "suppressed")
             self.log.info(
                 "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
             )
@@ -376,7 +393,7 @@ class Dispatcher:
             return [], ready
         return [r for r in rows if r.next_attempt_at <= now], None
 
-    def _fields(self, row: DeliveryRow, *, attempt: int) -> dict[str, Any]:
+    def _fields(self, row: DeliveryRow, *, attempt: int) -> dict[str, str | int | None]:
         sink = self.sinks.get(row.sink)
         return {
             "delivery_id": row.id,
@@ -426,6 +443,7 @@ class Dispatcher:
             self.outbox.mark_delivered([r.id for r in rows], self.clock.now())
             for row in rows:
                 self.stats.delivered += 1
+                self.counter.delivery(row.sink, "delivered")
                 self.log.info(
                     "delivery.succeeded",
                     **self._fields(row, attempt=row.attempts + 1),
@@ -448,6 +466,7 @@ class Dispatcher:
                 self.log.warning("sink.paused", sink=name, reason=reason, error=message)
             for row in rows:
                 self.stats.failed += 1
+                self.counter.delivery(row.sink, "failed")
                 self.log.warning(
                     "delivery.failed",
                     **self._fields(row, attempt=row.attempts),
@@ -464,6 +483,7 @@ class Dispatcher:
             if isinstance(error, PermanentDispatchError) or attempt >= len(delays):
                 self.outbox.mark_dead(row.id, error=message)
                 self.stats.dead += 1
+                self.counter.delivery(row.sink, "dead")
                 self.log.error(
                     "delivery.dead",
                     **fields,
@@ -480,6 +500,7 @@ class Dispatcher:
                 delay = delays[attempt] * (1 + self.rng.uniform(-JITTER, JITTER))
             self.outbox.mark_retry(row.id, next_attempt_at=now + delay, error=message)
             self.stats.failed += 1
+            self.counter.delivery(row.sink, "failed")
             self.log.warning(
                 "delivery.failed",
                 **fields,
