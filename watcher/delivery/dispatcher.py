@@ -55,7 +55,7 @@ from watcher.errors import (
     StoreError,
 )
 from watcher.logging import Logger, get_logger, redact
-from watcher.rules.models import Rule
+from watcher.rules.models import Digest, Rule
 from watcher.store.outbox import DeliveryRow, Outbox
 
 JITTER = 0.1
@@ -326,7 +326,10 @@ class Dispatcher:
             singles.append(row)
         groups: list[list[DeliveryRow]] = []
         for rule_name, members in digests.items():
-            group, ready = self._digest_due(self.rules[rule_name], members, now)
+            digest = self.rules[rule_name].digest
+            if digest is None:  # only digest rules' rows are grouped above
+                continue
+            group, ready = self._digest_due(digest, members, now)
             if group:
                 groups.append(group)
             elif ready is not None:
@@ -379,12 +382,11 @@ class Dispatcher:
         return verdict, wake
 
     def _digest_due(
-        self, rule: Rule, rows: list[DeliveryRow], now: float
+        self, digest: Digest, rows: list[DeliveryRow], now: float
     ) -> tuple[list[DeliveryRow], float | None]:
-        assert rule.digest is not None
         starts = [parse_iso(r.created_at) for r in rows]
         first = min((s.timestamp() for s in starts if s is not None), default=now)
-        closes = first + rule.digest.window_seconds
+        closes = first + digest.window_seconds
         ready = max(closes, min(r.next_attempt_at for r in rows))
         if ready > now:
             late = [r.id for r in rows if r.next_attempt_at < ready]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import httpx
 
@@ -50,7 +50,8 @@ class _Secrets:
         if isinstance(sink, WebhookSinkConfig) and sink.url is not None:
             return sink.url  # checked when the config was loaded
         ref = sink_url_ref(name, sink)
-        assert ref is not None
+        if ref is None:  # the model requires one of url, url_env, url_file
+            raise ConfigError(f"sinks.{name}: give url_env or url_file")
         url = resolve_secret(ref, self._environ, self._base_dir)
         register_secret(url)  # incoming-webhook URLs carry their token
         try:
@@ -214,8 +215,7 @@ def _build(
             )
         elif isinstance(cfg, CommandSinkConfig):
             sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
-        else:
-            assert isinstance(cfg, PythonSinkConfig)
+        elif isinstance(cfg, PythonSinkConfig):
             func = live.callable(name, cfg) if live is not None else _never_called
             sinks[name] = PythonSink(
                 name,
@@ -224,6 +224,8 @@ def _build(
                 timeout_s=cfg.timeout_s,
                 threads=cfg.concurrency,
             )
+        else:
+            assert_never(cfg)
     return sinks
 
 
