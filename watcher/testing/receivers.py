@@ -24,7 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from watcher.clock import Clock, SystemClock
 from watcher.httpserve import EmbeddedServer, bind, server_config
@@ -111,7 +111,7 @@ class _Receiver(abc.ABC):
             self._sock.close()
             self._sock = None
 
-    async def __aenter__(self) -> _Receiver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
