@@ -156,7 +156,7 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
             await runner
         proc.terminate()
         proc.wait(10)
-        receipts = {}
+        receipts: dict[str, float] = {}
         for line in record.read_text().splitlines():
             if line.strip():
                 ident, at = line.split()

@@ -161,7 +161,7 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
     for received in hook.received:
         event = received.json()
         data = event.get("data") or {}
-        queue = pending.get((data.get("source"), data.get("key")))
+        queue = pending.get((str(data.get("source")), str(data.get("key"))))
         if not queue or queue[0][0] > received.at:
             continue
         first, _ = queue[0]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from typing import Any
+
 import httpx
 
 from watcher.clock import FakeClock
@@ -24,7 +26,7 @@ from watcher.testing.sim import running_sim
 SOURCE = SourceConfig(name="companies", kind="company", select=("Gsid", "Name"))
 
 
-async def reads(companies: int, **options: object) -> list[tuple[int, int]]:
+async def reads(companies: int, **options: Any) -> list[tuple[int, int]]:
     """(rows, requests) of two consecutive full reads of ``companies`` records."""
     clock = FakeClock()
     with running_sim(

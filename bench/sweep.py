@@ -173,7 +173,7 @@ class Pages:
             self.served["prebuilt"] += 1
             return pages[min(offset // PAGE, len(pages) - 1)]
         self.served["built"] += 1
-        rows = range(min(offset, self.n), min(offset + limit, self.n))
+        rows = list(range(min(offset, self.n), min(offset + limit, self.n)))
         return reply_bytes(rows, self.predicate(), "built")
 
     def refuse(self, what: str, status: int, code: str, desc: str) -> bytes:

@@ -13,6 +13,11 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import FilteringBoundLogger
+
+#: What :func:`get_logger` returns: structlog's filtering bound logger (``info``,
+#: ``warning``, ``error``, ``exception``, ``bind``...), as configured below.
+Logger = FilteringBoundLogger
 
 _SECRETS: set[str] = set()
 REDACTED = "[redacted]"
@@ -22,10 +27,6 @@ def register_secret(value: str) -> None:
     """Remember a secret so no log line can ever carry it."""
     if value and len(value) >= 4:
         _SECRETS.add(value)
-
-
-def registered_secrets() -> frozenset[str]:
-    return frozenset(_SECRETS)
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
@@ -116,5 +117,7 @@ def configure_logging(
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def get_logger(name: str | None = None) -> Any:
-    return structlog.get_logger(name) if name else structlog.get_logger()
+def get_logger(name: str | None = None) -> Logger:
+    """A logger named ``name``; the process-wide configuration applies to every line."""
+    logger: Logger = structlog.get_logger(name) if name else structlog.get_logger()
+    return logger

@@ -15,6 +15,7 @@ from watcher.config import (
     resolve_secret,
 )
 from watcher.errors import ConfigError, SecretError
+from watcher.gainsight.routes import page_size_of, paging_of, path_of
 
 SRC = "sources['companies']"  # how errors name the source: by its name
 
@@ -51,9 +52,9 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert source.key == "Gsid"
     assert source.baseline == "silent"
     assert source.max_delete_fraction == 0.2
-    assert source.effective_path == "/v1/data/objects/query/Company"
-    assert source.effective_paging == "offset"
-    assert source.effective_page_size == 5000
+    assert path_of(source) == "/v1/data/objects/query/Company"
+    assert paging_of(source) == "offset"
+    assert page_size_of(source) == 5000
     assert config.store.path == "watcher.db"
 
 
@@ -111,10 +112,10 @@ secret_env = "CRM_WEBHOOK_SECRET"
     config = load_config(write(tmp_path, text))
     assert [s.name for s in config.sources] == ["companies", "ctas", "goals", "relationships"]
     # CTAs read the documented query route by default (api = "cockpit" keeps the list)
-    assert config.source("ctas").effective_path == "/v1/data/objects/query/call_to_action"
-    assert config.source("ctas").effective_page_size == 5000
+    assert path_of(config.source("ctas")) == "/v1/data/objects/query/call_to_action"
+    assert page_size_of(config.source("ctas")) == 5000
     assert config.source("relationships").event_kind == "relationship"
-    assert config.source("relationships").effective_path == ("/v1/data/objects/query/Relationship")
+    assert path_of(config.source("relationships")) == ("/v1/data/objects/query/Relationship")
     assert isinstance(config.sinks["crm"], WebhookSinkConfig)
     assert config.sinks["crm"].retry_delays[:3] == (0.0, 5.0, 300.0)
     assert config.http is not None

@@ -19,8 +19,8 @@ from watcher.config import (
     SourceConfig,
     StoreConfig,
     WebhookSinkConfig,
-    _SinkBase,
 )
+from watcher.config.sinks import _SinkBase
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -141,7 +141,7 @@ async def test_a_reload_of_a_rules_file_nested_5000_deep_is_rejected_and_the_dae
     from watcher.clock import FakeClock
     from watcher.config import WatcherConfig, load_config
     from watcher.daemon.runner import Components, Daemon
-    from watcher.rules.loader import load_rules
+    from watcher.delivery.sinks import load_checked_rules
 
     rules = tmp_path / "rules.toml"
     rules.write_text("")
@@ -154,7 +154,7 @@ async def test_a_reload_of_a_rules_file_nested_5000_deep_is_rejected_and_the_dae
     async def build(config: WatcherConfig) -> Components:
         nonlocal builds
         builds += 1
-        load_rules(config, base_dir=tmp_path)  # the real loader, as the real builder calls it
+        load_checked_rules(config, base_dir=tmp_path)  # as the real builder calls it
         if builds == 3:
             raise ValueError("an unexpected failure in a builder")
         return Components(poller=poller)

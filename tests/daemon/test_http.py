@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,9 @@ def commit(store: Store, *events: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "watcher.db", clock=FakeClock())
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 

@@ -111,8 +111,8 @@ def db(tmp_path: Path) -> Path:
     store.close()
     ScheduleState(path).record("companies", "full", NOW - timedelta(minutes=10), NOW, "ok")
     usage = ApiUsage(path)
-    for ago, status in [(26, 200), (3, 200), (3, 429), (0, 200), (0, 200)]:  # hours ago
-        usage.record(NOW - timedelta(hours=ago), status)
+    for hours_ago, status in [(26, 200), (3, 200), (3, 429), (0, 200), (0, 200)]:
+        usage.record(NOW - timedelta(hours=hours_ago), status)
     usage.close()
     return path
 

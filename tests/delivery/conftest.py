@@ -35,13 +35,13 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def webhook(clock: FakeClock) -> AsyncIterator[WebhookReceiver]:
     async with WebhookReceiver(clock=clock) as receiver:
-        yield receiver  # type: ignore[misc]
+        yield receiver
 
 
 @pytest.fixture
 async def slack(clock: FakeClock) -> AsyncIterator[SlackReceiver]:
     async with SlackReceiver(clock=clock) as receiver:
-        yield receiver  # type: ignore[misc]
+        yield receiver
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 from standardwebhooks.webhooks import Webhook
@@ -68,9 +69,9 @@ async def test_arr_drop_in_the_sim_reaches_slack_and_a_signed_webhook(tmp_path: 
                 poller = Poller(store, client, host=config.gainsight.host, clock=clock)
                 await poller.poll(source, "full")  # silent baseline
                 dropped, nudged = sim.tenant.keys("Company")[:2]
-                arr = sim.tenant.get("Company", dropped)["Arr"] or 100000.0
+                arr = _stored(sim.tenant.get("Company", dropped))["Arr"] or 100000.0
                 sim.tenant.update("Company", dropped, {"Arr": round(arr * 0.5, 2)})
-                other = sim.tenant.get("Company", nudged)["Arr"] or 100000.0
+                other = _stored(sim.tenant.get("Company", nudged))["Arr"] or 100000.0
                 sim.tenant.update("Company", nudged, {"Arr": round(other * 0.99, 2)})
                 result = await poller.poll(source, "full")
                 assert result.updated == 2
@@ -82,7 +83,7 @@ async def test_arr_drop_in_the_sim_reaches_slack_and_a_signed_webhook(tmp_path: 
             stats = await dispatcher.run_until_idle()
         assert stats.delivered == 2  # arr-drop -> ops-slack and crm, for one company only
         (message,) = slack.messages()
-        name = sim.tenant.get("Company", dropped)["Name"]
+        name = _stored(sim.tenant.get("Company", dropped))["Name"]
         assert message["text"].startswith(f"{name}: Arr ")
         assert "(\u221250.0%)" in json.dumps(message, ensure_ascii=False)
         (request,) = crm.received
@@ -90,3 +91,9 @@ async def test_arr_drop_in_the_sim_reaches_slack_and_a_signed_webhook(tmp_path: 
         assert body["data"]["key"] == dropped
         db.conn.close()
         store.close()
+
+
+def _stored(record: dict[str, Any] | None) -> dict[str, Any]:
+    """A record the simulated tenant must hold."""
+    assert record is not None
+    return record

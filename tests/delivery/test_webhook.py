@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from standardwebhooks.webhooks import Webhook
 from structlog.testing import capture_logs
@@ -261,3 +262,37 @@ async def test_digest_rule_on_a_webhook_sends_each_event_in_order_when_the_windo
     assert row.next_attempt_at >= h.clock.now().timestamp() + 299  # deferred to window end
     await h.dispatcher.run_until_idle(settle=True)
     assert [json.loads(r.body)["id"] for r in webhook.received] == ["evt-C1-1", "evt-C1-2"]
+
+
+async def test_delivery_outcomes_are_counted_where_they_happen_whatever_is_logged(
+    harness: Callable[..., Harness], webhook: WebhookReceiver
+) -> None:
+    """/metrics counts come from the dispatcher's counter, not from log lines: a
+    dispatcher whose log lines go nowhere still counts delivered, failed and dead."""
+    from structlog.testing import CapturingLogger
+
+    from watcher.daemon.metrics import Metrics
+    from watcher.delivery.dispatcher import Dispatcher
+    from watcher.logging import Logger
+
+    h = harness(crm(webhook, retry_schedule=["0s", "5s"]), {"name": "all", "sinks": ["crm"]})
+    metrics = Metrics()
+    quiet: Logger = structlog.wrap_logger(CapturingLogger(), processors=[lambda *_: {}])
+    dispatcher = Dispatcher(
+        h.db,
+        h.sinks,
+        clock=h.clock,
+        rules=list(h.rules),
+        logger=quiet,
+        counter=metrics,
+        sink_configs=h.config.sinks,
+    )
+    h.commit(arr_change("C1", 100.0, 50.0))
+    await dispatcher.run_until_idle()
+    webhook.respond(500)
+    h.commit(arr_change("C2", 100.0, 50.0))
+    await dispatcher.run_until_idle(settle=True)
+    text = metrics.render().decode()
+    assert 'watcher_delivery_attempts_total{outcome="delivered",sink="crm"} 1.0' in text
+    assert 'watcher_delivery_attempts_total{outcome="failed",sink="crm"} 1.0' in text
+    assert 'watcher_delivery_attempts_total{outcome="dead",sink="crm"} 1.0' in text

@@ -105,7 +105,13 @@ def test_request_id_falls_back_to_headers() -> None:
 
 
 def test_result_true_with_an_empty_data_object_is_an_empty_page() -> None:
-    body = {"result": True, "errorCode": None, "errorDesc": None, "requestId": "r", "data": {}}
+    body: dict[str, Any] = {
+        "result": True,
+        "errorCode": None,
+        "errorDesc": None,
+        "requestId": "r",
+        "data": {},
+    }
     reply = read_records(body, what="/v1/data/objects/query/Company", status=200)
     assert reply.records == []
     assert reply.no_rows_form == "empty-data"

@@ -20,6 +20,7 @@ from watcher.gainsight.query import (
     select_of,
     style_of,
 )
+from watcher.gainsight.routes import key_batch_of, paging_of, path_of
 
 from .helpers import source
 
@@ -97,7 +98,7 @@ def test_style_and_page_size_follow_the_source_and_are_clamped_to_the_api_limits
     assert page_size_of(company) == 5000
     cta = source(name="ctas", kind="cta")  # default: the documented query route
     assert style_of(cta) == "mda"
-    assert cta.effective_path == "/v1/data/objects/query/call_to_action"
+    assert path_of(cta) == "/v1/data/objects/query/call_to_action"
     assert page_size_of(cta) == 5000
     cockpit = source(name="ctas", kind="cta", api="cockpit")
     assert style_of(cockpit) == "cockpit"
@@ -154,3 +155,14 @@ def test_cockpit_incremental_filter_is_btw_on_whole_days_covering_any_zone() -> 
     query = modified_since(source(name="ctas", kind="cta"), since)
     assert query.operator == "GTE"
     assert query.values == ("2026-11-23T10:00:00+00:00",)
+
+
+def test_key_lookups_are_batched_and_counted_by_one_size() -> None:
+    """The client's key batches and the engine's call count use one decision: a page's
+    worth on the query route, 25 EQ terms on the Cockpit list, whatever page_size says."""
+    assert key_batch_of(source()) == 5000
+    assert key_batch_of(source(page_size=250)) == 250
+    assert key_batch_of(source(name="ctas", kind="cta", api="cockpit", page_size=5000)) == 25
+    cockpit = source(name="ctas", kind="cta", api="cockpit", page_size=5000)
+    assert paging_of(cockpit) == "page"
+    assert path_of(cockpit) == "/v2/cockpit/cta/list"

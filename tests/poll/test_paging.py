@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -75,6 +75,7 @@ async def test_read_ahead_closes_the_source_when_stopped_early() -> None:
             closed.append(True)
 
     reader = read_ahead(pages())
+    assert isinstance(reader, AsyncGenerator)  # closed early below, as the engine does
     async for page in reader:
         if page.number == 2:
             break

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from watcher.testing.sim import running_sim
 BASE = ("Gsid", "Name", "Arr", "Stage", "ModifiedDate")
 
 
-def companies(*fields: str, **extra: str) -> SourceConfig:
+def companies(*fields: str, **extra: Any) -> SourceConfig:
     return SourceConfig(
         name="companies",
         kind="company",

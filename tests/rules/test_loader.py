@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from watcher.config import WatcherConfig, parse_config
+from watcher.delivery.sinks import load_checked_rules
 from watcher.errors import ConfigError
 from watcher.rules.loader import load_rules
 
@@ -173,7 +174,7 @@ def test_sink_settings_used_only_when_delivering_are_checked_at_load(tmp_path: P
         }
     )
     with pytest.raises(ConfigError) as err:
-        load_rules(cfg, base_dir=tmp_path)
+        load_checked_rules(cfg, base_dir=tmp_path)
     lines = str(err.value).splitlines()
     assert any("sinks.ops-slack.link_template: " in line and "'gsid'" in line for line in lines)
     assert any(

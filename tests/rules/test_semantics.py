@@ -268,13 +268,14 @@ def test_one_coercion_rule_for_every_comparison(
 
 def test_text_is_case_sensitive_unless_ignore_case() -> None:
     ev = updated("Stage", "Launched", "Will Churn")
-    for c, exact in [
+    cases: list[tuple[dict[str, Any], bool]] = [
         ({"eq": "will churn"}, False),
         ({"in": ["WILL CHURN"]}, False),
         ({"to": "will churn"}, False),
         ({"contains": "churn"}, False),
         ({"ne": "will churn"}, True),
-    ]:
+    ]
+    for c, exact in cases:
         assert holds({"field": "Stage", **c}, ev) is exact, c
         assert holds({"field": "Stage", **c, "ignore_case": True}, ev) is (not exact), c
 

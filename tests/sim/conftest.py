@@ -35,7 +35,8 @@ class Api:
         payload = reply.json()
         assert payload["result"] is True, payload
         data = payload["data"]
-        return data["records"] if isinstance(data, dict) else data
+        records: list[dict[str, Any]] = data["records"] if isinstance(data, dict) else data
+        return records
 
     def ctas(
         self, body: dict[str, Any], path: str = "/v2/cockpit/cta/list"

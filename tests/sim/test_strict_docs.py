@@ -55,7 +55,7 @@ def test_strict_cockpit_list_refuses_undocumented_requests(cond: dict[str, Any],
 
 
 def test_strict_cockpit_list_accepts_the_documented_forms() -> None:
-    conds = [
+    conds: list[dict[str, Any]] = [
         {"fieldName": "ModifiedDate", "alias": "A", "operator": "BTW",
          "value": ["2020-01-01", "2099-01-01"]},
         {"fieldName": "DueDate", "alias": "B", "operator": "IS_NOT_NULL"},

@@ -11,8 +11,9 @@ from sqlite_utils import Database
 
 from watcher.clock import SystemClock
 from watcher.config import WatcherConfig, load_config
+from watcher.delivery.sinks import load_checked_rules
 from watcher.errors import ConfigError, StoreError
-from watcher.rules.loader import RuleSet, load_rules
+from watcher.rules.loader import RuleSet
 from watcher.store.db import migrate, open_database
 from watcher.store.outbox import Outbox
 
@@ -35,7 +36,7 @@ def load(args: argparse.Namespace) -> Context:
     path = Path(config_path(args))
     config = load_config(path)
     base = path.parent
-    return Context(config, base, load_rules(config, base_dir=base))
+    return Context(config, base, load_checked_rules(config, base_dir=base))
 
 
 def open_outbox(ctx: Context) -> Outbox:

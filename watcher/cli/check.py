@@ -13,6 +13,7 @@ from pathlib import Path
 
 from watcher.config import WatcherConfig, load_config, resolve_secret
 from watcher.errors import SecretError, SourceError
+from watcher.gainsight.routes import path_of
 from watcher.logging import redact
 
 
@@ -67,9 +68,9 @@ def _check_sinks(config: WatcherConfig, base_dir: Path) -> None:
 
 
 def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
-    from watcher.rules.loader import load_rules
+    from watcher.delivery.sinks import load_checked_rules
 
-    ruleset = load_rules(config, base_dir=base_dir)
+    ruleset = load_checked_rules(config, base_dir=base_dir)
     for warning in ruleset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return f", {len(ruleset)} rule(s)"
@@ -91,9 +92,7 @@ def _connect(config: WatcherConfig, base_dir: Path) -> int:
     for source in config.sources:
         probes = results.get(source.name, [])
         route = (
-            "object from the tenant's metadata"
-            if source.needs_object_lookup
-            else (source.effective_path)
+            "object from the tenant's metadata" if source.needs_object_lookup else path_of(source)
         )
         print(f"\nsource {source.name!r} ({source.kind}, {route})")
         width = max(len(p.route) for p in probes) if probes else 10

@@ -75,10 +75,10 @@ def store_path(config: WatcherConfig, base_dir: Path) -> Path:
 
 
 def _router(config: WatcherConfig, base_dir: Path) -> Any:
-    from watcher.rules.loader import load_rules
+    from watcher.delivery.sinks import load_checked_rules
     from watcher.rules.match import build_router
 
-    return build_router(load_rules(config, base_dir=base_dir))
+    return build_router(load_checked_rules(config, base_dir=base_dir))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -115,8 +115,8 @@ def run_test(args: argparse.Namespace) -> int:
     sinks = build_preview_sinks(ctx.config, clock=clock)
     for raw in events:
         event = raw if isinstance(raw.get("time"), str) else {**raw, "time": None}
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        assert isinstance(data, dict)
+        raw_data = event.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
         seq = f" (sequence {event['sequence']})" if "sequence" in event else ""
         where = f"{data.get('source')}:{data.get('key', event.get('subject'))}"
         print(f"event {event.get('id')} {event.get('type')} {where}{seq}")

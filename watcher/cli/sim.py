@@ -78,9 +78,9 @@ async def _serve(args: argparse.Namespace, key: str, key_origin: str) -> int:
     import asyncio
     import signal
 
+    from watcher.httpserve import EmbeddedServer, bind, server_config
     from watcher.sim import SimOptions, Tenant, create_app
     from watcher.sim.driver import drive_mutations
-    from watcher.sim.server import SimServer, bind, config
 
     sock = bind(args.host, args.port)
     tenant = Tenant(
@@ -92,7 +92,7 @@ async def _serve(args: argparse.Namespace, key: str, key_origin: str) -> int:
             requests_per_minute=args.requests_per_minute, strict_docs=args.strict_docs
         ),
     )
-    server = SimServer(config(create_app(tenant, key)))
+    server = EmbeddedServer(server_config(create_app(tenant, key)))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)

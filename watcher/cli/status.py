@@ -37,14 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from watcher.config import load_config
     from watcher.daemon.status import collect
     from watcher.daemon.wiring import store_path
+    from watcher.delivery.sinks import load_checked_rules
     from watcher.logging import redact
-    from watcher.rules.loader import load_rules
 
     paths = [Path(p) for p in (args.status_configs or [config_path(args)])]
     loaded = []
     for path in paths:  # every config is checked before anything is printed
         config = load_config(path)
-        names = [r.name for r in load_rules(config, base_dir=path.parent)]
+        names = [r.name for r in load_checked_rules(config, base_dir=path.parent)]
         loaded.append((path, config, names))
     now = SystemClock().now()
     for n, (path, config, rules) in enumerate(loaded):

@@ -23,19 +23,18 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from watcher import httpserve
 from watcher.daemon.health import Readiness
 from watcher.daemon.http_guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS, limited_h11
 from watcher.daemon.metrics import CONTENT_TYPE, Metrics
 from watcher.daemon.state import FeedPage, StoreView
 from watcher.daemon.status_routes import status_routes
-from watcher.errors import ConfigError
 
 __all__ = ["EventSignal", "HttpServer", "Readiness", "bind", "create_app"]
 
@@ -179,30 +178,9 @@ def _params(request: Request) -> tuple[int, int, float]:
     return after, limit, min(wait, MAX_WAIT_S)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGHUP."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
-
-
 def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket up front so a busy port is a clear error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"http.listen {host}:{port}: cannot bind ({exc.strerror}); "
-            "pick a free port or stop what is using it"
-        ) from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+    return httpserve.bind(host, port, setting="http.listen")
 
 
 class HttpServer:
@@ -217,16 +195,12 @@ class HttpServer:
         header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.sock = sock
-        config = uvicorn.Config(
+        config = httpserve.server_config(
             app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
             http=limited_h11(max_connections=max_connections, header_timeout_s=header_timeout_s),
             h11_max_incomplete_event_size=16 * 1024,  # request line and headers
         )
-        self._server = _Server(config)
+        self._server = httpserve.EmbeddedServer(config)
 
     @property
     def port(self) -> int:
@@ -237,4 +211,4 @@ class HttpServer:
         await self._server.serve(sockets=[self.sock])
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._server.stop()

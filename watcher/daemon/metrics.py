@@ -127,6 +127,11 @@ class Metrics:
             r.register(_StoreCollector(store_stats))
         self._sinks_watched = False
 
+    def delivery(self, sink: str, outcome: str) -> None:
+        """One delivery of ``sink`` ended with ``outcome`` (the dispatcher counts it
+        where it happens: ``delivered``, ``failed``, ``dead``, ``suppressed``)."""
+        self.deliveries.labels(sink=sink, outcome=outcome).inc()
+
     def watch_sinks(self, read: Callable[[], Mapping[str, str]]) -> None:
         """Report ``watcher_sink_degraded`` from ``read()`` at scrape time (once)."""
         if not self._sinks_watched:

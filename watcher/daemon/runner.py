@@ -23,116 +23,55 @@ Lifecycle::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from watcher.clock import Clock
-from watcher.config import (
-    SourceConfig,
-    WatcherConfig,
-    is_loopback_host,
-    load_config,
-    resolve_secret,
-)
-from watcher.daemon.health import Readiness, assess, store_check
-from watcher.daemon.http import EventSignal, HttpServer, bind, create_app
-from watcher.daemon.http_guard import guard
+from watcher.config import WatcherConfig
+from watcher.daemon.components import Builder, Components, Dispatcher, Poller, PollReport
+from watcher.daemon.http import EventSignal, HttpServer
+from watcher.daemon.lifecycle import Lifecycle
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.schedule import (
-    Job,
-    Mode,
-    due_at,
-    jobs_for,
-    next_wake,
-    plan,
-    reschedule,
-)
+from watcher.daemon.schedule import Job, due_at, jobs_for, next_wake, plan, reschedule
 from watcher.daemon.sdnotify import Notifier
 from watcher.daemon.state import ScheduleState, StoreView
-from watcher.errors import AuthError, ConfigError, WatcherError
-from watcher.logging import get_logger, redact, register_secret
+from watcher.daemon.supervision import (
+    AUTH_BACKOFF_S,
+    DISPATCHER_RESTART_S,
+    PURGE_AFTER_START_S,
+    PURGE_EVERY_S,
+    AuthHold,
+    DispatcherSupervisor,
+    Purger,
+    auth_backoff_s,
+    is_auth_failure,
+    start_watchdog,
+)
+from watcher.errors import WatcherError
+from watcher.logging import get_logger, redact
+
+__all__ = [  # the daemon's public names, wherever they are defined
+    "AUTH_BACKOFF_S",
+    "DISPATCHER_RESTART_S",
+    "PURGE_AFTER_START_S",
+    "PURGE_EVERY_S",
+    "Builder",
+    "Components",
+    "Daemon",
+    "Dispatcher",
+    "PollReport",
+    "Poller",
+    "auth_backoff_s",
+    "is_auth_failure",
+]
 
 log = get_logger("watcher.daemon")
 
-DISPATCHER_RESTART_S = 5.0
-AUTH_BACKOFF_S = (60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0)  # then hourly
 
-
-def auth_backoff_s(step: int) -> float:
-    """Seconds to wait after the ``step``-th consecutive rejection of the key (1-based)."""
-    return AUTH_BACKOFF_S[min(step, len(AUTH_BACKOFF_S)) - 1]
-
-
-def is_auth_failure(exc: BaseException) -> bool:
-    """``exc`` or what it wraps is an :class:`AuthError` (a rejected access key)."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, AuthError):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-#: The retention purge runs this long after start, then once a day.
-PURGE_AFTER_START_S = 600.0
-PURGE_EVERY_S = 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class PollReport:
-    """What one poll did; ``logged`` when the engine already wrote ``poll.finished``."""
-
-    outcome: str = "ok"
-    pages: int = 0
-    records: int = 0
-    calls: int = 0
-    events: int = 0
-    error: str | None = None
-    logged: bool = False
-    auth: bool = False  # Gainsight rejected the access key (401/403): back off the tenant
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("ok", "success", "succeeded", "completed", "held")
-
-
-class Poller(Protocol):
-    async def poll(self, source: SourceConfig, mode: Mode) -> PollReport: ...
-
-
-class Dispatcher(Protocol):
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-
-@dataclass
-class Components:
-    """Everything one config version needs; ``aclose`` releases it."""
-
-    poller: Poller
-    dispatcher: Dispatcher | None = None
-    summary: Mapping[str, Any] = field(default_factory=dict)
-    aclose: Callable[[], Awaitable[None]] | None = None
-    wake_dispatcher: Callable[[], None] | None = None
-    #: ``{sink: "ok" | why degraded}`` (stuck Python handlers); read by /readyz, /metrics.
-    sink_health: Callable[[], Mapping[str, str]] | None = None
-    #: The loaded rules' names, for the status page.
-    rule_names: tuple[str, ...] = ()
-
-
-Builder = Callable[[WatcherConfig], Awaitable[Components]]
-
-
-class Daemon:
-    """``watcher run``; see the module docstring for the lifecycle."""
+class Daemon(Lifecycle):
+    """``watcher run``; see the module docstring for the lifecycle. This module holds
+    the schedule loop and the poll bookkeeping; :class:`Lifecycle` the rest."""
 
     def __init__(
         self,
@@ -173,8 +112,9 @@ class Daemon:
         self._wake = asyncio.Event()
         self._reload_requested = False
         self._components: Components | None = None
-        self._dispatch_stop: asyncio.Event | None = None
-        self._dispatch_task: asyncio.Task[None] | None = None
+        self.supervisor = DispatcherSupervisor(clock)
+        self.purger = Purger()
+        self.auth = AuthHold()
         self._seen_sequence = 0
         self._store_inode: int | None = None
         self._status = "no poll yet"
@@ -183,61 +123,11 @@ class Daemon:
         #: Set after each reload attempt (applied or rejected).
         self.reload_finished = asyncio.Event()
         self._poll_signal = EventSignal()
-        self._auth_step = 0  # consecutive rejections of the access key
-        self._auth_until: datetime | None = None  # no poll of the tenant starts before
-        self._next_purge: datetime | None = None
-        self._purge_task: asyncio.Task[None] | None = None
-        self._purge_stop = threading.Event()
-
-    def _db_path(self, config: WatcherConfig) -> Path:
-        path = Path(config.store.path)
-        return path if path.is_absolute() else self.base_dir / path
-
-    # -- control (signal handlers call these) -----------------------------------
-
-    def request_stop(self) -> None:
-        """SIGTERM/SIGINT: stop gracefully; a second request stops at once (polls roll
-        back, in-flight deliveries are retried after the restart)."""
-        if not self._stop.is_set():
-            self._stop.set()
-            return
-        log.warning("daemon.force_stop", in_flight=len(self._tasks))
-        for task in [*self._tasks.values(), self._dispatch_task]:
-            if task is not None:
-                task.cancel()
-
-    def request_reload(self) -> None:
-        self.reload_finished.clear()
-        self._reload_requested = True
-        self._wake.set()
-
-    def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
     async def wait_for_polls(self, count: int) -> None:
         """Return once ``count`` polls have finished since start (tests, the demo)."""
         while self.polls_finished < count:
             await self._poll_signal.wait(60.0)
-
-    def status(self) -> dict[str, Any]:
-        """What ``watcher status`` shows, for ``GET /`` and ``GET /v1/status``."""
-        from watcher.daemon.status import collect
-
-        components = self._components
-        return collect(
-            self.config,
-            db_path=self._db_path(self.config),
-            now=self.clock.now(),
-            rules=list(components.rule_names) if components else [],
-            config_path=str(self.config_path) if self.config_path else None,
-            serving_pid=os.getpid(),
-        )
-
-    @property
-    def http_port(self) -> int | None:
-        return self.http.port if self.http else None
 
     # -- run --------------------------------------------------------------------
 
@@ -255,7 +145,7 @@ class Daemon:
             await self._close_components()
             raise
         self._start_dispatcher()
-        watchdog = self._start_watchdog()
+        watchdog = start_watchdog(self.notifier)
         log.info(
             "daemon.started",
             sources=[s.name for s in self.config.sources],
@@ -263,7 +153,7 @@ class Daemon:
             **dict(self._components.summary),
         )
         self.notifier.ready(self._status_line("ready"))
-        self._next_purge = self.clock.now() + timedelta(seconds=PURGE_AFTER_START_S)
+        self.purger.started(self.clock.now())
         self.started.set()
         try:
             await self._loop(until, max_polls)
@@ -290,12 +180,12 @@ class Daemon:
                 finally:
                     self.reload_finished.set()
             now = self.clock.now()
-            self._maybe_purge(now)
+            self.purger.maybe_start(now, self._db_path(self.config), self.config.store)
             if until is not None and now >= until and not self._tasks:
                 return
             if max_polls is not None and self.polls_finished >= max_polls:
                 return
-            held = self._auth_until is not None and now < self._auth_until
+            held = self.auth.held(now)
             if (until is None or now < until) and not held:
                 started = plan(self._due, now, running=set(self._tasks))
                 for job in started:
@@ -303,10 +193,11 @@ class Daemon:
                 if started:
                     await asyncio.sleep(0)  # let polls that finish at once do so first
             wake = next_wake(self._due, running=set(self._tasks))
-            if held and self._auth_until is not None and (wake is None or wake < self._auth_until):
-                wake = self._auth_until
-            if self._next_purge is not None and (wake is None or self._next_purge < wake):
-                wake = self._next_purge
+            hold_until, purge_at = self.auth.until, self.purger.next_at
+            if held and hold_until is not None and (wake is None or wake < hold_until):
+                wake = hold_until
+            if purge_at is not None and (wake is None or purge_at < wake):
+                wake = purge_at
             if until is not None and (wake is None or wake > until):
                 wake = until
             delay = None if wake is None else max(0.0, (wake - self.clock.now()).total_seconds())
@@ -332,7 +223,8 @@ class Daemon:
     def _start(self, job: Job) -> None:
         del self._due[job]
         components = self._components
-        assert components is not None
+        if components is None:  # the loop starts polls only once components are built
+            raise WatcherError(f"poll of {job.source!r} asked for before the daemon started")
         start, t0 = self.clock.now(), self.clock.monotonic()
         task = asyncio.create_task(
             self._poll(job, components, start, t0), name=f"poll:{job.source}"
@@ -366,7 +258,7 @@ class Daemon:
         if report.ok:
             self.metrics.last_success.labels(source=job.source).set(finish.timestamp())
         self.last_result[job.source] = (finish, report.ok)
-        self._note_auth(report, finish)
+        self.auth.note(rejected=report.auth, ok=report.ok, finish=finish)
         if not report.logged:
             emit = log.info if report.ok else log.warning
             emit(
@@ -397,27 +289,6 @@ class Daemon:
         )
         self.notifier.status(self._status_line())
 
-    def _note_auth(self, report: PollReport, finish: datetime) -> None:
-        """A rejected access key holds every poll of the tenant, 1 min doubling to 1 h;
-        one log line per step; the first poll that succeeds ends the hold."""
-        if report.auth:
-            if self._auth_until is not None and finish < self._auth_until:
-                return  # another source of the same step: already counted
-            self._auth_step += 1
-            delay = auth_backoff_s(self._auth_step)
-            self._auth_until = finish + timedelta(seconds=delay)
-            log.warning(
-                "gainsight.auth_backoff",
-                step=self._auth_step,
-                retry_in_s=delay,
-                retry_at=self._auth_until.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                setting="gainsight.access_key_env / gainsight.access_key_file",
-            )
-        elif report.ok and self._auth_step:
-            log.info("gainsight.auth_restored", after_steps=self._auth_step)
-            self._auth_step = 0
-            self._auth_until = None
-
     def _count_new_events(self) -> None:
         try:
             counts, top = self.view.event_types_after(self._seen_sequence)
@@ -431,238 +302,3 @@ class Daemon:
 
     def _status_line(self, prefix: str | None = None) -> str:
         return f"{prefix}; {self._status}" if prefix else self._status
-
-    # -- retention ----------------------------------------------------------------
-
-    def _maybe_purge(self, now: datetime) -> None:
-        if self._next_purge is None or now < self._next_purge:
-            return
-        if self._purge_task is not None and not self._purge_task.done():
-            return
-        self._next_purge = now + timedelta(seconds=PURGE_EVERY_S)
-        self._purge_task = asyncio.create_task(self._purge(now), name="purge")
-
-    async def _purge(self, now: datetime) -> None:
-        from watcher.store.retention import purge_file
-
-        path, store = self._db_path(self.config), self.config.store
-        try:
-            result = await asyncio.to_thread(
-                purge_file, path, store, now, stop=self._purge_stop.is_set
-            )
-        except WatcherError as exc:
-            log.warning("store.purge_failed", error=redact(str(exc)))
-            return
-        log.info(
-            "store.purged",
-            events=result.events,
-            delivered=result.delivered,
-            dead=result.dead,
-            polls=result.polls,
-            freed_bytes=result.freed_bytes,
-        )
-
-    # -- readiness ----------------------------------------------------------------
-
-    def readiness(self) -> Readiness:
-        """Store open, every source's last poll recent and successful, no sink degraded; not while
-        Gainsight rejects the access key (the ``gainsight`` check says why)."""
-        readiness = assess(
-            store=store_check(self._store_inode, self.view.inode(), self.view.is_open()),
-            sources=[s.name for s in self.config.sources],
-            jobs=self._jobs,
-            last=dict(self.last_result),
-            now=self.clock.now(),
-            sinks=self.sink_health(),
-        )
-        if self._auth_step and self._auth_until is not None:
-            readiness.ready = False
-            readiness.checks["gainsight"] = (
-                f"access key rejected ({self._auth_step} time(s) in a row); polls wait until "
-                f"{self._auth_until.strftime('%Y-%m-%dT%H:%M:%SZ')}; check "
-                "gainsight.access_key_env / gainsight.access_key_file"
-            )
-        return readiness
-
-    def sink_health(self) -> dict[str, str]:
-        """``{sink: "ok" | why degraded}`` of the running components."""
-        components = self._components
-        if components is None or components.sink_health is None:
-            return {}
-        return dict(components.sink_health())
-
-    # -- http, dispatcher, watchdog -------------------------------------------
-
-    async def _start_http(self) -> asyncio.Task[None] | None:
-        http = self.config.http
-        if http is None or not self.serve_http:
-            return None
-        token = None
-        if http.feed_token is not None:
-            token = resolve_secret(http.feed_token, base_dir=self.base_dir)
-            register_secret(token)
-        app = create_app(
-            view=self.view,
-            metrics=self.metrics,
-            readiness=self.readiness,
-            token=token,
-            signal=self.signal,
-            status=self.status,
-            status_needs_token=not is_loopback_host(http.host),
-        )
-        guarded = guard(app, listen_host=http.host, allowed_hosts=http.allowed_hosts, token=token)
-        self.http = HttpServer(guarded, bind(http.host, http.port))
-        task = asyncio.create_task(self.http.serve(), name="http")
-        log.info("http.listening", listen=f"{http.host}:{self.http.port}")
-        return task
-
-    def _start_dispatcher(self) -> None:
-        components = self._components
-        if components is None or components.dispatcher is None:
-            return
-        self._dispatch_stop = asyncio.Event()
-        self._dispatch_task = asyncio.create_task(
-            self._supervise(components.dispatcher, self._dispatch_stop), name="dispatcher"
-        )
-
-    async def _supervise(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """Run the dispatcher until it returns; if it crashes, log it and start it again."""
-        while not stop.is_set():
-            try:
-                await dispatcher.run(stop)
-            except Exception as exc:  # the dispatch boundary: log, restart, carry on
-                log.exception("dispatcher.crashed", error=redact(f"{type(exc).__name__}: {exc}"))
-                await self.clock.sleep(DISPATCHER_RESTART_S)
-            else:
-                return
-
-    async def _stop_dispatcher(self, within_s: float | None = None) -> None:
-        task, stop = self._dispatch_task, self._dispatch_stop
-        self._dispatch_task = self._dispatch_stop = None
-        if task is None or stop is None:
-            return
-        stop.set()
-        limit = self.grace_s if within_s is None else within_s
-        done, _ = await asyncio.wait({task}, timeout=limit)
-        if not done:
-            log.warning("dispatcher.stop_timeout", grace_s=round(limit, 3))
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(task, return_exceptions=True)
-
-    def _start_watchdog(self) -> asyncio.Task[None] | None:
-        interval = self.notifier.watchdog_interval
-        if not self.notifier.enabled or interval is None:
-            return None
-
-        async def ping() -> None:
-            while True:
-                self.notifier.watchdog()
-                await asyncio.sleep(interval)
-
-        return asyncio.create_task(ping(), name="watchdog")
-
-    # -- reload -------------------------------------------------------------------
-
-    async def _reload(self) -> None:
-        path = self.config_path
-        if path is None:
-            log.warning("config.reload_ignored", reason="no config file to reload")
-            return
-        try:
-            new = await asyncio.to_thread(load_config, path)
-            self._check_same_store(new, path)
-            components = await self._build_checked(new)
-        except Exception as exc:  # noqa: BLE001 - the reload boundary: whatever failed, keep running
-            self.metrics.reloads.labels(outcome="rejected").inc()
-            error = str(exc) if isinstance(exc, WatcherError) else f"{type(exc).__name__}: {exc}"
-            log.error(  # noqa: TRY400 - one clear line; a traceback adds nothing here
-                "config.reload_rejected",
-                path=str(path),
-                error=redact(error)[:1000],
-                action="kept the running configuration; fix the file and send SIGHUP again",
-            )
-            return
-        old = self._components
-        await self._stop_dispatcher()
-        self.config = new
-        self._components = components
-        last = await asyncio.to_thread(self.state.load)
-        self._jobs = jobs_for(new, every_s=self.every_s)
-        running = set(self._running.values())
-        self._due = reschedule([j for j in self._jobs if j not in running], last, self.clock.now())
-        self._start_dispatcher()
-        if old is not None and old.aclose is not None:
-            in_flight = list(self._tasks.values())
-            asyncio.create_task(_close_after(old.aclose, in_flight), name="retire")  # noqa: RUF006 - awaited by the in-flight polls' end
-        self.metrics.reloads.labels(outcome="applied").inc()
-        log.info(
-            "config.reloaded",
-            path=str(path),
-            sources=[s.name for s in new.sources],
-            **dict(components.summary),
-        )
-
-    def _check_same_store(self, new: WatcherConfig, path: Path) -> None:
-        if self._db_path(new) != self._db_path(self.config):
-            raise ConfigError(
-                f"{path}: store.path cannot change while running; restart watcher to "
-                "use another database"
-            )
-
-    async def _build_checked(self, config: WatcherConfig) -> Components:
-        """Build ``config``'s components; a file too deeply nested to parse is a
-        configuration error (exit 2 at start: restarting cannot fix it)."""
-        try:
-            return await self._build(config)
-        except RecursionError:
-            raise ConfigError(
-                "a rules or config file is nested too deeply to read; flatten it"
-            ) from None
-
-    # -- shutdown ---------------------------------------------------------------
-
-    async def _close_components(self) -> None:
-        components, self._components = self._components, None
-        if components is not None and components.aclose is not None:
-            await components.aclose()
-
-    async def _shutdown(
-        self, http_task: asyncio.Task[None] | None, watchdog: asyncio.Task[None] | None
-    ) -> None:
-        self.notifier.stopping("stopping: finishing in-flight work")
-        in_flight = list(self._tasks.values())
-        log.info("daemon.stopping", in_flight=len(in_flight), grace_s=self.grace_s)
-        self._purge_stop.set()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace_s
-
-        def remaining() -> float:
-            return max(0.0, deadline - loop.time())
-
-        if in_flight:
-            _, pending = await asyncio.wait(in_flight, timeout=remaining())
-            for task in pending:
-                log.warning("poll.cancelled", source=task.get_name().removeprefix("poll:"))
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
-        await self._stop_dispatcher(remaining())
-        if self._purge_task is not None:  # it stops between batches
-            await asyncio.wait({self._purge_task}, timeout=remaining())
-        if http_task is not None and self.http is not None:
-            self.http.stop()
-            await asyncio.gather(http_task, return_exceptions=True)
-        if watchdog is not None:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-        await self._close_components()
-        log.info("daemon.stopped", polls=self.polls_finished)
-        self.notifier.close()
-
-
-async def _close_after(
-    aclose: Callable[[], Awaitable[None]], tasks: list[asyncio.Task[None]]
-) -> None:
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
-    await aclose()

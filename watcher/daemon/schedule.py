@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from watcher.config import SourceConfig, WatcherConfig
+from watcher.errors import ConfigError
 
 Mode = Literal["incremental", "delete_log", "full"]
 MODES: tuple[Mode, ...] = ("incremental", "delete_log", "full")
@@ -91,7 +92,8 @@ def next_slot(job: Job, after: datetime) -> datetime:
     """The first slot strictly after ``after`` (cron evaluated in the job's zone)."""
     if job.every_s is not None:
         return after + timedelta(seconds=job.every_s)
-    assert job.cron is not None
+    if job.cron is None:  # Job.__post_init__ refuses this; a copy made around it is caught
+        raise ConfigError(f"source {job.source!r}: the {job.mode} job has no cron or interval")
     local = after.astimezone(ZoneInfo(job.timezone))
     nxt: datetime = croniter(job.cron, local).get_next(datetime)
     return nxt.astimezone(UTC)

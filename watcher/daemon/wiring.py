@@ -7,8 +7,8 @@ Adapters between the packages and the runner's small protocols live here:
   Gainsight client and one request budget;
 - :class:`CountingTransport` - counts every Gainsight response (and 429s) for
   ``/metrics`` without touching the client;
-- :class:`DeliveryMetricsLogger` - the dispatcher's logger, passed through, counting
-  ``delivery.*`` lines by sink and outcome.
+- the dispatcher counts delivery outcomes itself, into :class:`~watcher.daemon.metrics.Metrics`
+  (passed as its ``counter``).
 
 The request budget outlives reloads (a reload must not reset the per-minute window)
 unless ``requests_per_minute`` / ``requests_per_day`` changed.
@@ -21,7 +21,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -34,12 +34,9 @@ from watcher.errors import PollError, StoreError
 from watcher.logging import get_logger
 from watcher.store.usage import ApiUsage
 
-_DELIVERY_OUTCOMES = {
-    "delivery.succeeded": "delivered",
-    "delivery.failed": "failed",
-    "delivery.dead": "dead",
-    "delivery.suppressed": "suppressed",
-}
+if TYPE_CHECKING:  # imported where built: `watcher --help` stays fast
+    from watcher.poll import Poller
+    from watcher.store import Store
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -72,40 +69,11 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-class DeliveryMetricsLogger:
-    """A logger for the dispatcher that also counts deliveries by sink and outcome."""
-
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
-
-    def _count(self, event: str, fields: Mapping[str, Any]) -> None:
-        outcome = _DELIVERY_OUTCOMES.get(event)
-        if outcome is not None:
-            sink = str(fields.get("sink", "?"))
-            self.metrics.deliveries.labels(sink=sink, outcome=outcome).inc()
-
-    def info(self, event: str, **fields: Any) -> Any:
-        self._count(event, fields)
-        return self.inner.info(event, **fields)
-
-    def warning(self, event: str, **fields: Any) -> Any:
-        self._count(event, fields)
-        return self.inner.warning(event, **fields)
-
-    def error(self, event: str, **fields: Any) -> Any:
-        self._count(event, fields)
-        return self.inner.error(event, **fields)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 @dataclass
 class EnginePoller:
     """The runner's :class:`~watcher.daemon.runner.Poller` over the poll engine."""
 
-    pollers: Mapping[str, Any]
+    pollers: Mapping[str, Poller]
 
     async def poll(self, source: SourceConfig, mode: Mode) -> PollReport:
         try:
@@ -155,15 +123,14 @@ def real_builder(
 
     async def build(config: WatcherConfig) -> Components:
         from watcher.delivery.dispatcher import Dispatcher
-        from watcher.delivery.sinks import build_sinks, sink_health
+        from watcher.delivery.sinks import build_sinks, load_checked_rules, sink_health
         from watcher.gainsight import open_client
         from watcher.poll import Poller
-        from watcher.rules.loader import load_rules
         from watcher.rules.match import build_router
         from watcher.store import Store
         from watcher.store.db import open_database
 
-        rules = load_rules(config, base_dir=base_dir)
+        rules = load_checked_rules(config, base_dir=base_dir)
         router = build_router(rules)
         gs = config.gainsight
         limits = (gs.requests_per_minute, gs.requests_per_day)
@@ -171,7 +138,7 @@ def real_builder(
             budgets.clear()
             budgets[limits] = budget_from_config(config, clock)
         stack = contextlib.AsyncExitStack()
-        stores: list[Any] = []
+        stores: list[Store] = []
         usage = ApiUsage(store_path(config, base_dir))
         stack.callback(usage.close)
         try:
@@ -206,7 +173,7 @@ def real_builder(
                 clock=clock,
                 rules=list(rules),
                 sink_configs=config.sinks,
-                logger=DeliveryMetricsLogger(get_logger("watcher.delivery"), metrics),
+                counter=metrics,
             )
         except BaseException:
             for store in stores:

@@ -27,7 +27,8 @@
 
 One log line per delivery attempt: ``delivery.succeeded``, ``delivery.failed``,
 ``delivery.dead`` (and ``delivery.suppressed``, ``sink.paused``), with stable fields
-and never a URL or secret.
+and never a URL or secret; :mod:`watcher.delivery.outcomes` records each outcome
+(outbox row, log line, stats, ``/metrics`` counter) in one place.
 """
 
 from __future__ import annotations
@@ -37,44 +38,29 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlite_utils import Database
 
 from watcher.clock import Clock
 from watcher.config import DEFAULT_RETRY_SCHEDULE, SinkConfig
-from watcher.dates import format_utc, parse_iso
+from watcher.dates import parse_iso
 from watcher.delivery import throttle as throttling
-from watcher.delivery.base import MAX_RETRY_AFTER, Item, Sink
+from watcher.delivery.base import Item, Sink
+from watcher.delivery.outcomes import DeliveryCounter, DispatchStats, Outcomes
 from watcher.durations import parse_duration
 from watcher.errors import (
     DispatchError,
-    PermanentDispatchError,
     RetryableDispatchError,
-    SinkGoneError,
     StoreError,
 )
-from watcher.logging import get_logger, redact
-from watcher.rules.models import Rule
+from watcher.logging import Logger, get_logger, redact
+from watcher.rules.models import Digest, Rule
 from watcher.store.outbox import DeliveryRow, Outbox
 
-JITTER = 0.1
+__all__ = ["DeliveryCounter", "DispatchStats", "Dispatcher"]
+
 DUE_SLACK = 0.001  # a row due within 1 ms counts as due (clocks keep microseconds only)
 _DEFAULT_DELAYS = tuple(parse_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
-
-
-@dataclass
-class DispatchStats:
-    delivered: int = 0
-    failed: int = 0
-    dead: int = 0
-    suppressed: int = 0
-
-    def add(self, other: DispatchStats) -> None:
-        self.delivered += other.delivered
-        self.failed += other.failed
-        self.dead += other.dead
-        self.suppressed += other.suppressed
 
 
 @dataclass
@@ -99,17 +85,27 @@ class Dispatcher:
         sink_configs: Mapping[str, SinkConfig] | None = None,
         rng: random.Random | None = None,
         window: int = 200,
-        logger: Any = None,
+        logger: Logger | None = None,
+        counter: DeliveryCounter | None = None,
     ) -> None:
         self.outbox = Outbox(db)
         self.sinks = dict(sinks)
         self.clock = clock
         self.rules = {r.name: r for r in rules}
         self.configs = dict(sink_configs or {})
-        self.rng = rng or random.Random()  # noqa: S311  # jitter, not cryptography
         self.window = window
         self.log = logger or get_logger("watcher.delivery")
         self.stats = DispatchStats()
+        self.outcomes = Outcomes(
+            self.outbox,
+            self.sinks,
+            clock=clock,
+            delays=self._delays,
+            stats=self.stats,
+            log=self.log,
+            counter=counter,
+            rng=rng,
+        )
         self._sink_wakes: dict[str, asyncio.Event] = {}
         self._stopping = False
         self._next_wake: dict[str, float] = {}
@@ -310,7 +306,10 @@ class Dispatcher:
             singles.append(row)
         groups: list[list[DeliveryRow]] = []
         for rule_name, members in digests.items():
-            group, ready = self._digest_due(self.rules[rule_name], members, now)
+            digest = self.rules[rule_name].digest
+            if digest is None:  # only digest rules' rows are grouped above
+                continue
+            group, ready = self._digest_due(digest, members, now)
             if group:
                 groups.append(group)
             elif ready is not None:
@@ -354,20 +353,15 @@ class Dispatcher:
         )
         if verdict == "suppressed":
             reason = throttling.reason(rule.name, throttle)
-            self.outbox.mark_suppressed(row.id, reason=reason)
-            self.stats.suppressed += 1
-            self.log.info(
-                "delivery.suppressed", **self._fields(row, attempt=row.attempts), reason=reason
-            )
+            self.outcomes.suppressed(row, reason=reason)
         return verdict, wake
 
     def _digest_due(
-        self, rule: Rule, rows: list[DeliveryRow], now: float
+        self, digest: Digest, rows: list[DeliveryRow], now: float
     ) -> tuple[list[DeliveryRow], float | None]:
-        assert rule.digest is not None
         starts = [parse_iso(r.created_at) for r in rows]
         first = min((s.timestamp() for s in starts if s is not None), default=now)
-        closes = first + rule.digest.window_seconds
+        closes = first + digest.window_seconds
         ready = max(closes, min(r.next_attempt_at for r in rows))
         if ready > now:
             late = [r.id for r in rows if r.next_attempt_at < ready]
@@ -375,19 +369,6 @@ class Dispatcher:
                 self.outbox.defer(late, ready)
             return [], ready
         return [r for r in rows if r.next_attempt_at <= now], None
-
-    def _fields(self, row: DeliveryRow, *, attempt: int) -> dict[str, Any]:
-        sink = self.sinks.get(row.sink)
-        return {
-            "delivery_id": row.id,
-            "event_id": row.event_id,
-            "event_sequence": row.event_sequence,
-            "rule": row.rule,
-            "sink": row.sink,
-            "sink_type": sink.type if sink is not None else None,
-            "order_key": row.order_key,
-            "attempt": attempt,
-        }
 
     def _items(self, rows: Sequence[DeliveryRow]) -> list[Item]:
         bodies = self.outbox.bodies(r.event_sequence for r in rows)
@@ -423,68 +404,8 @@ class Dispatcher:
             )
         else:
             elapsed = round((self.clock.monotonic() - started) * 1000, 1)
-            self.outbox.mark_delivered([r.id for r in rows], self.clock.now())
-            for row in rows:
-                self.stats.delivered += 1
-                self.log.info(
-                    "delivery.succeeded",
-                    **self._fields(row, attempt=row.attempts + 1),
-                    status=result.status,
-                    duration_ms=elapsed,
-                    batch=len(rows),
-                )
+            self.outcomes.delivered(rows, status=result.status, elapsed_ms=elapsed)
             return True
         elapsed = round((self.clock.monotonic() - started) * 1000, 1)
-        self._record_failure(name, rows, error, elapsed)
+        self.outcomes.failed(name, rows, error, elapsed_ms=elapsed)
         return False
-
-    def _record_failure(
-        self, name: str, rows: list[DeliveryRow], error: DispatchError, elapsed: float
-    ) -> None:
-        message = redact(str(error))
-        if isinstance(error, SinkGoneError):
-            reason = f"receiver answered 410 Gone at {format_utc(self.clock.now())}"
-            if self.outbox.pause("sink", name, reason=reason, now=self.clock.now()):
-                self.log.warning("sink.paused", sink=name, reason=reason, error=message)
-            for row in rows:
-                self.stats.failed += 1
-                self.log.warning(
-                    "delivery.failed",
-                    **self._fields(row, attempt=row.attempts),
-                    error=message,
-                    duration_ms=elapsed,
-                    sink_paused=True,
-                )
-            return
-        delays = self._delays(name)
-        now = self.clock.now().timestamp()
-        for row in rows:
-            attempt = row.attempts + 1
-            fields = self._fields(row, attempt=attempt)
-            if isinstance(error, PermanentDispatchError) or attempt >= len(delays):
-                self.outbox.mark_dead(row.id, error=message)
-                self.stats.dead += 1
-                self.log.error(
-                    "delivery.dead",
-                    **fields,
-                    max_attempts=len(delays),
-                    error=message,
-                    permanent=isinstance(error, PermanentDispatchError),
-                    duration_ms=elapsed,
-                )
-                continue
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after is not None:
-                delay = min(float(retry_after), MAX_RETRY_AFTER)
-            else:
-                delay = delays[attempt] * (1 + self.rng.uniform(-JITTER, JITTER))
-            self.outbox.mark_retry(row.id, next_attempt_at=now + delay, error=message)
-            self.stats.failed += 1
-            self.log.warning(
-                "delivery.failed",
-                **fields,
-                max_attempts=len(delays),
-                error=message,
-                retry_in_s=round(delay, 3),
-                duration_ms=elapsed,
-            )

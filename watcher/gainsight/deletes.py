@@ -1,4 +1,5 @@
-"""Gainsight's delete feeds, read through a :class:`~watcher.gainsight.client.GainsightClient`.
+"""Gainsight's delete feeds, read through anything that pages like the client
+(:class:`PageReader`; the :class:`~watcher.gainsight.client.GainsightClient` is one).
 
 MDA objects (companies, goals, any object) read ``record_delete_log`` filtered on
 ``DeletedOn`` (ISO-8601 with ``+00:00``), reaching :data:`ZONE_SLACK` further back
@@ -12,10 +13,10 @@ deletes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from watcher.config import SourceConfig
 from watcher.dates import normalize_date, parse_iso
@@ -26,14 +27,38 @@ from watcher.gainsight.query import (
     CTA_LIST_PATH,
     DELETE_LOG_PATH,
     Condition,
+    Direction,
     iso_filter_value,
     mda_object_of,
 )
+from watcher.gainsight.routes import path_of
 
 ZONE_SLACK = timedelta(hours=14)  # the widest distance of any zone from UTC
 
-if TYPE_CHECKING:
-    from watcher.gainsight.client import GainsightClient
+
+class PageRows(Protocol):
+    """One page of a read: its rows."""
+
+    @property
+    def records(self) -> list[dict[str, Any]]: ...
+
+
+class PageReader(Protocol):
+    """What reading a delete feed needs of the client (so this module does not
+    import the client that imports it)."""
+
+    def iter_pages(
+        self,
+        source: SourceConfig,
+        *,
+        conditions: Sequence[Condition] = (),
+        expression: str | None = None,
+        order_by: Mapping[str, Direction] | None = None,
+        priority: Priority = Priority.LOW,
+        select: Sequence[str] | None = None,
+        path: str | None = None,
+        max_rows: int | None = None,
+    ) -> AsyncIterator[PageRows]: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +70,7 @@ class DeletedRecord:
 
 
 async def deleted_since(
-    client: GainsightClient,
+    client: PageReader,
     source: SourceConfig,
     since: datetime,
     *,
@@ -57,7 +82,7 @@ async def deleted_since(
     deleted list. Sources without a delete feed (a ``path`` override that is not
     the query route) raise :class:`ApiError`: rely on full sweeps for them.
     """
-    path = source.effective_path
+    path = path_of(source)
     if source.kind == "cta" and (source.path is None or path == CTA_LIST_PATH):
         return await _deleted_ctas(client, source, since, priority)
     obj = mda_object_of(path)
@@ -102,7 +127,7 @@ def cta_deleted_listing(source: SourceConfig) -> SourceConfig:
 
 
 async def _delete_log(
-    client: GainsightClient, source: SourceConfig, obj: str, since: datetime, priority: Priority
+    client: PageReader, source: SourceConfig, obj: str, since: datetime, priority: Priority
 ) -> list[DeletedRecord]:
     log_source, conditions = delete_log_read(source, obj, since)
     out: list[DeletedRecord] = []
@@ -133,7 +158,7 @@ async def _delete_log(
 
 
 async def _deleted_ctas(
-    client: GainsightClient, source: SourceConfig, since: datetime, priority: Priority
+    client: PageReader, source: SourceConfig, since: datetime, priority: Priority
 ) -> list[DeletedRecord]:
     """Every CTA on the deleted list (its 15-day retention), deduplicated by key.
 

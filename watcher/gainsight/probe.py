@@ -33,6 +33,7 @@ from watcher.gainsight.query import (
     modified_since,
     style_of,
 )
+from watcher.gainsight.routes import path_of
 
 PROBE_KEY = "PROBE0000000000000000000000000000000"  # a key no tenant has
 
@@ -104,7 +105,7 @@ async def probe_source(
         out.append(Probe("goals object", f"GET {OBJECTS_PATH}", True, f"ok ({name})"))
         source = source.model_copy(update={"object": name})
     tiny = source.model_copy(update={"page_size": 1})
-    route = f"POST {source.effective_path}"
+    route = f"POST {path_of(source)}"
     key = PROBE_KEY
 
     async def attempt(kind: str, path: str, run: Any) -> Any:
@@ -146,7 +147,7 @@ async def probe_source(
 async def _probe_deletes(
     client: GainsightClient, source: SourceConfig, now: datetime, attempt: Any
 ) -> None:
-    path = source.effective_path
+    path = path_of(source)
     if source.kind == "cta" and (source.path is None or path == CTA_LIST_PATH):
         listing = cta_deleted_listing(source).model_copy(update={"page_size": 1})
         pages = client.iter_pages(
@@ -170,7 +171,7 @@ async def _probe_deletes(
         priority=Priority.HIGH,
         max_rows=1,
     )
-    await attempt("delete read", f"POST {log_source.effective_path}", _first(pages))
+    await attempt("delete read", f"POST {path_of(log_source)}", _first(pages))
 
 
 __all__ = ["Probe", "probe_source"]

@@ -22,16 +22,53 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from watcher.config import SourceConfig
+from watcher.gainsight.routes import (
+    COCKPIT_KEY_BATCH,
+    COCKPIT_MAX_PAGE_SIZE,
+    CTA_DELETED_PATH,
+    CTA_LIST_PATH,
+    DELETE_LOG_PATH,
+    MDA_MAX_LIMIT,
+    MDA_QUERY_PREFIX,
+    page_size_of,
+    paging_of,
+)
+
+# Route facts live in gainsight/routes.py; the names imported from there stay
+# importable from here for the query helpers' callers.
+__all__ = [
+    "COCKPIT_KEY_BATCH",
+    "COCKPIT_MAX_PAGE_SIZE",
+    "COCKPIT_OPERATORS",
+    "CTA_DELETED_PATH",
+    "CTA_LIST_PATH",
+    "DAY_ZONE_SLACK",
+    "DELETE_LOG_PATH",
+    "MDA_MAX_LIMIT",
+    "MDA_QUERY_PREFIX",
+    "OPERATORS",
+    "Condition",
+    "Direction",
+    "Style",
+    "alias",
+    "day_value",
+    "delete_log_value",
+    "iso_filter_value",
+    "key_lookup",
+    "keys_in",
+    "mda_object_of",
+    "modified_since",
+    "page_size_of",
+    "paging_of",
+    "query_body",
+    "render_where",
+    "select_of",
+    "style_of",
+]
 
 Style = Literal["mda", "cockpit"]
 Direction = Literal["asc", "desc"]
 
-MDA_MAX_LIMIT = 5000
-COCKPIT_MAX_PAGE_SIZE = 1000
-MDA_QUERY_PREFIX = "/v1/data/objects/query/"
-CTA_LIST_PATH = "/v2/cockpit/cta/list"
-CTA_DELETED_PATH = "/v2/cockpit/cta/deleted/list"
-DELETE_LOG_PATH = MDA_QUERY_PREFIX + "record_delete_log"
 
 OPERATORS = frozenset(
     {
@@ -56,7 +93,6 @@ OPERATORS = frozenset(
 
 # The operators the Cockpit samples and operator table show; nothing else is sent there.
 COCKPIT_OPERATORS = frozenset({"EQ", "NE", "INCLUDES", "BTW", "IS_NULL", "IS_NOT_NULL"})
-COCKPIT_KEY_BATCH = 25  # keys per look-up: EQ terms joined with OR
 DAY_ZONE_SLACK = timedelta(hours=14)  # the widest distance of any zone from UTC
 
 
@@ -110,12 +146,7 @@ def render_where(
 
 def style_of(source: SourceConfig) -> Style:
     """MDA body for offset paging, Cockpit body for page paging."""
-    return "mda" if source.effective_paging == "offset" else "cockpit"
-
-
-def page_size_of(source: SourceConfig) -> int:
-    limit = MDA_MAX_LIMIT if style_of(source) == "mda" else COCKPIT_MAX_PAGE_SIZE
-    return max(1, min(source.effective_page_size, limit))
+    return "mda" if paging_of(source) == "offset" else "cockpit"
 
 
 def select_of(source: SourceConfig, extra: Sequence[str] = ()) -> list[str]:

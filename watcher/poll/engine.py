@@ -72,6 +72,7 @@ from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.query import CTA_LIST_PATH, Condition, modified_since, select_of
+from watcher.gainsight.routes import key_batch_of, paging_of, path_of
 from watcher.logging import get_logger
 from watcher.poll.intake import RECORD_ERRORS, Oddities, Page, keep_one, read_records
 from watcher.poll.paging import range_pages, read_ahead
@@ -103,7 +104,7 @@ def _no_hook(_point: str) -> None:
 
 def _cockpit_list(source: SourceConfig) -> bool:
     """The Cockpit CTA list: page numbers, documented operators only (no key ranges)."""
-    return source.effective_paging == "page" and source.effective_path == CTA_LIST_PATH
+    return paging_of(source) == "page" and path_of(source) == CTA_LIST_PATH
 
 
 def _collect_garbage(pages: int) -> None:
@@ -525,7 +526,7 @@ class Poller:
         self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
 
     def _sweep_pages(self, sweep: _Sweep) -> AsyncIterator[PageLike]:
-        if sweep.source.effective_paging == "offset" or _cockpit_list(sweep.source):
+        if paging_of(sweep.source) == "offset" or _cockpit_list(sweep.source):
             return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
         return self._range_pages(sweep)
 
@@ -595,7 +596,7 @@ class Poller:
             ask = [*remaining, sentinel] if sentinel is not None else remaining
             found = await self.client.fetch_by_keys(source, ask, priority=Priority.HIGH)
             reads += 1
-            result.api_calls += max(1, -(-len(ask) // source.effective_page_size))
+            result.api_calls += max(1, -(-len(ask) // key_batch_of(source)))
             found_keys = {key_of(r, source.key) for r in found}
             wanted = set(remaining)
             fresh = [r for r in found if key_of(r, source.key) in wanted]
@@ -698,7 +699,7 @@ class Poller:
         """Lower bound of an incremental read: watermark less the overlap (CTA: whole day)."""
         mark = parse_iso(watermark) or self.clock.now()
         since = mark - timedelta(seconds=source.overlap_seconds)
-        if source.effective_paging == "page":
+        if paging_of(source) == "page":
             since = since.replace(hour=0, minute=0, second=0, microsecond=0)
         return since
 
@@ -713,7 +714,7 @@ class Poller:
         since = self.incremental_since(source, watermark)
         # Offset paging ordered by (modified, key) lets each page carry its watermark;
         # Cockpit lists have no documented order, so their watermark waits for the end.
-        ordered = source.effective_paging == "offset"
+        ordered = paging_of(source) == "offset"
         order_by: dict[str, Any] = {source.modified_field: "asc", source.key: "asc"}
         sweep.max_modified = watermark
         condition = modified_since(source, since, until=self.clock.now() + DAY)

@@ -240,8 +240,14 @@ def _check_refs(origin: str, index: int, rule: Rule, config: WatcherConfig) -> l
     return problems
 
 
-def load_rules(config: WatcherConfig, *, base_dir: Path | None = None) -> RuleSet:
-    """Read, validate and cross-check every rule file; raise ConfigError listing all problems."""
+def load_rules(
+    config: WatcherConfig, *, base_dir: Path | None = None, also: Sequence[str] = ()
+) -> RuleSet:
+    """Read, validate and cross-check every rule file; raise ConfigError listing all problems.
+
+    ``also`` are problems found elsewhere (the delivery layer's sink checks, see
+    :func:`watcher.delivery.sinks.load_checked_rules`), reported in the same error.
+    """
     base = base_dir if base_dir is not None else Path.cwd()
     problems: list[str] = []
     warnings: list[str] = []
@@ -287,30 +293,8 @@ def load_rules(config: WatcherConfig, *, base_dir: Path | None = None) -> RuleSe
                 warnings.extend(f"{where}: {line}" for line in notes)
             origins[rule.name] = origin
             rules.append(rule)
-    problems.extend(sink_problems(config))
+    problems.extend(also)
     if problems:
         raise ConfigError("\n".join(problems))
     zones = {s.name: s.timezone for s in config.sources}
     return RuleSet(tuple(rules), origins, zones, tuple(warnings))
-
-
-def sink_problems(config: WatcherConfig) -> list[str]:
-    """Sink settings only usable at delivery time, checked now so ``watcher check`` sees
-    them: Slack link-template placeholders and Python sink callables."""
-    from watcher.config import PythonSinkConfig, SlackSinkConfig
-    from watcher.delivery.render import check_link_template
-    from watcher.delivery.sinks.python import import_callable
-
-    problems = []
-    for name, sink in config.sinks.items():
-        if isinstance(sink, SlackSinkConfig) and sink.link_template:
-            try:
-                check_link_template(sink.link_template)
-            except ValueError as exc:
-                problems.append(f"config: sinks.{name}.link_template: {exc}")
-        elif isinstance(sink, PythonSinkConfig):
-            try:
-                import_callable(sink.callable, f"sinks.{name}.callable")
-            except ConfigError as exc:
-                problems.append(f"config: {exc}")
-    return problems

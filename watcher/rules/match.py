@@ -59,6 +59,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watcher.dates import parse_iso
+from watcher.errors import ConfigError
 from watcher.rules.models import Condition, Rule, operand
 
 _MISSING = object()
@@ -269,7 +270,8 @@ def _failure(
         if _failure(cond.not_, data, when, zone, change) is None:
             return f"not: {describe(cond.not_)} holds"
         return None
-    assert cond.field is not None
+    if cond.field is None:  # the rule models refuse a condition without a field
+        raise ConfigError(f"condition {describe(cond)}: names no field")
     view = FieldView(data, cond.field, change)
     for op in cond.operators():
         arg = operand(cond, op)

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import json
 import socket
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
-
-import uvicorn
+from typing import Any, Self, TextIO
 
 from watcher.clock import Clock, SystemClock
+from watcher.httpserve import EmbeddedServer, bind, server_config
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,18 +54,9 @@ class Reply:
     body: bytes = b""
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns Ctrl-C/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with bind("127.0.0.1", 0) as sock:
+        return int(sock.getsockname()[1])
 
 
 class _Receiver(abc.ABC):
@@ -78,8 +67,9 @@ class _Receiver(abc.ABC):
         self.clock: Clock = clock or SystemClock()
         self.echo = echo
         self.received: list[Received] = []
-        self._server: uvicorn.Server | None = None
+        self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
         self._arrived = asyncio.Condition()
 
     @property
@@ -93,29 +83,21 @@ class _Receiver(abc.ABC):
     async def start(self) -> None:
         if self._server is not None:
             return
-        config = uvicorn.Config(
+        config = server_config(
             self._app,
-            host="127.0.0.1",
-            port=self.port,
-            lifespan="off",
             interface="asgi3",
             proxy_headers=False,
-            ws="none",
             http="h11",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
             timeout_graceful_shutdown=1,
         )
-        server = _EmbeddedServer(config)
-        self._server = server
-        self._task = asyncio.ensure_future(server.serve())
-        while not server.started:
-            if self._task.done():
-                self._server = None
-                self._task.result()
-                raise RuntimeError(f"receiver could not start on port {self.port}")
-            await asyncio.sleep(0.005)
+        server = EmbeddedServer(config)
+        sock = bind("127.0.0.1", self.port)
+        try:
+            self._task = await server.start(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._server, self._sock = server, sock
 
     async def stop(self) -> None:
         """Stop listening: connections are refused until :meth:`start`."""
@@ -123,10 +105,13 @@ class _Receiver(abc.ABC):
         self._server = self._task = None
         if server is None or task is None:
             return
-        server.should_exit = True
+        server.stop()
         await task
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
-    async def __aenter__(self) -> _Receiver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -23,9 +23,9 @@ from typing import Any
 from starlette.applications import Starlette
 
 from watcher.clock import Clock
+from watcher.httpserve import EmbeddedServer, bind, server_config
 from watcher.sim.app import create_app
 from watcher.sim.options import Faults, SimOptions, split_settings
-from watcher.sim.server import SimServer, bind, config
 from watcher.sim.tenant import Tenant
 
 _START_TIMEOUT = 10.0
@@ -73,7 +73,7 @@ def serve(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
     """Serve ``app`` with uvicorn in a background thread; yield its base URL."""
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    server = SimServer(config(app))
+    server = EmbeddedServer(server_config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

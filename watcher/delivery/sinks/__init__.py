@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import httpx
 
@@ -33,6 +33,7 @@ from watcher.delivery.sinks.slack import SlackRateLimiter, SlackSink
 from watcher.delivery.sinks.webhook import OWN_HEADERS, WebhookSink
 from watcher.errors import ConfigError
 from watcher.logging import register_secret
+from watcher.rules.loader import RuleSet, load_rules
 
 PREVIEW_URL = "http://127.0.0.1/preview"
 _PREVIEW_KEY = b"preview-only-key-not-a-secret!!!"
@@ -49,7 +50,8 @@ class _Secrets:
         if isinstance(sink, WebhookSinkConfig) and sink.url is not None:
             return sink.url  # checked when the config was loaded
         ref = sink_url_ref(name, sink)
-        assert ref is not None
+        if ref is None:  # the model requires one of url, url_env, url_file
+            raise ConfigError(f"sinks.{name}: give url_env or url_file")
         url = resolve_secret(ref, self._environ, self._base_dir)
         register_secret(url)  # incoming-webhook URLs carry their token
         try:
@@ -189,11 +191,9 @@ def _build(
                 headers={**cfg.headers, **secret_headers},
             )
         elif isinstance(cfg, SlackSinkConfig):
-            if cfg.link_template:
-                try:
-                    check_link_template(cfg.link_template)
-                except ValueError as exc:
-                    raise ConfigError(f"sinks.{name}.link_template: {exc}") from None
+            problem = _template_problem(name, cfg)
+            if problem is not None:
+                raise ConfigError(problem)
             sinks[name] = SlackSink(
                 name,
                 url=live.url(name, cfg) if live is not None else PREVIEW_URL,
@@ -215,8 +215,7 @@ def _build(
             )
         elif isinstance(cfg, CommandSinkConfig):
             sinks[name] = CommandSink(name, command=cfg.command, timeout_s=cfg.timeout_s)
-        else:
-            assert isinstance(cfg, PythonSinkConfig)
+        elif isinstance(cfg, PythonSinkConfig):
             func = live.callable(name, cfg) if live is not None else _never_called
             sinks[name] = PythonSink(
                 name,
@@ -225,7 +224,43 @@ def _build(
                 timeout_s=cfg.timeout_s,
                 threads=cfg.concurrency,
             )
+        else:
+            assert_never(cfg)
     return sinks
+
+
+def _template_problem(name: str, sink: SlackSinkConfig) -> str | None:
+    """What is wrong with a Slack sink's ``link_template`` (``None``: nothing)."""
+    if not sink.link_template:
+        return None
+    try:
+        check_link_template(sink.link_template)
+    except ValueError as exc:
+        return f"sinks.{name}.link_template: {exc}"
+    return None
+
+
+def sink_problems(config: WatcherConfig) -> list[str]:
+    """Sink settings only usable at delivery time, checked now so ``watcher check`` sees
+    them with the rules: Slack link-template placeholders and Python sink callables."""
+    problems = []
+    for name, sink in config.sinks.items():
+        if isinstance(sink, SlackSinkConfig):
+            problem = _template_problem(name, sink)
+            if problem is not None:
+                problems.append(f"config: {problem}")
+        elif isinstance(sink, PythonSinkConfig):
+            try:
+                import_callable(sink.callable, f"sinks.{name}.callable")
+            except ConfigError as exc:
+                problems.append(f"config: {exc}")
+    return problems
+
+
+def load_checked_rules(config: WatcherConfig, *, base_dir: Path | None = None) -> RuleSet:
+    """The rules of ``config``, loaded with the sink settings they deliver through
+    checked too; one ConfigError lists every problem of both."""
+    return load_rules(config, base_dir=base_dir, also=sink_problems(config))
 
 
 def sink_health(sinks: Mapping[str, Sink]) -> dict[str, str]:

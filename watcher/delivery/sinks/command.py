@@ -70,7 +70,8 @@ class CommandSink:
                 f"{where}: cannot start the program ({exc.strerror or type(exc).__name__}); "
                 "check the command path"
             ) from None
-        assert proc.stderr is not None
+        if proc.stderr is None:  # asked for as a pipe above; asyncio always gives one
+            raise RetryableDispatchError(f"{where}: the program's stderr could not be read")
         stderr = asyncio.create_task(_read_tail(proc.stderr, MAX_STDERR))
         try:
             async with asyncio.timeout(self._timeout):
@@ -104,7 +105,8 @@ class CommandSink:
 async def _feed(proc: asyncio.subprocess.Process, body: bytes) -> None:
     """Write the event to stdin and close it; a program that exits without reading
     it is fine (its exit status decides)."""
-    assert proc.stdin is not None
+    if proc.stdin is None:  # asked for as a pipe; asyncio always gives one
+        raise RetryableDispatchError("command sink: the program's stdin could not be written")
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         proc.stdin.write(body)
         await proc.stdin.drain()
