@@ -145,12 +145,11 @@ async def test_no_two_polls_of_one_source_at_once(tmp_path: Path) -> None:
     """While a poll of a source runs, its due jobs wait; other sources go on."""
     clock = FakeClock(START)
     poller = FakePoller(clock, gate=asyncio.Event())
-    daemon = make_daemon(tmp_path, clock, poller)
+    # no retention purge: its thread would add loop turns this test counts in
+    daemon = make_daemon(tmp_path, clock, poller, purge_after_s=None)
     task = asyncio.create_task(daemon.run())
     await settle(daemon)
-    # 4 incremental slots pass while the full sweep is stuck (short of the first
-    # retention purge, 600 s after start, whose thread would add loop turns here)
-    clock.advance(590)
+    clock.advance(600)  # 5 incremental slots pass while the full sweep is stuck
     await reload(daemon)  # any wake-up makes the loop re-plan
     await settle(daemon)
     assert poller.max_active["companies"] == 1

@@ -86,6 +86,7 @@ class Daemon(Lifecycle):
         every_s: float | None = None,
         grace_s: float = 20.0,
         serve_http: bool = True,
+        purge_after_s: float | None = PURGE_AFTER_START_S,
     ) -> None:
         self.config = config
         self._build = build
@@ -113,7 +114,7 @@ class Daemon(Lifecycle):
         self._reload_requested = False
         self._components: Components | None = None
         self.supervisor = DispatcherSupervisor(clock)
-        self.purger = Purger()
+        self.purger = Purger(purge_after_s)
         self.auth = AuthHold()
         self._seen_sequence = 0
         self._store_inode: int | None = None

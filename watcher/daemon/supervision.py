@@ -126,17 +126,20 @@ class DispatcherSupervisor:
 
 
 class Purger:
-    """The ``[store]`` retention purge: first :data:`PURGE_AFTER_START_S` after start,
-    then every :data:`PURGE_EVERY_S`, one at a time, in a thread; it stops between
-    batches when :meth:`stop` is called."""
+    """The ``[store]`` retention purge: first ``after_s`` (default
+    :data:`PURGE_AFTER_START_S`) after start, then every :data:`PURGE_EVERY_S`, one at a
+    time, in a thread; it stops between batches when :meth:`halt` is called.
+    ``after_s=None`` schedules none (``watcher purge`` still works)."""
 
-    def __init__(self) -> None:
+    def __init__(self, after_s: float | None = PURGE_AFTER_START_S) -> None:
+        self.after_s = after_s
         self.next_at: datetime | None = None
         self.task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
 
     def started(self, now: datetime) -> None:
-        self.next_at = now + timedelta(seconds=PURGE_AFTER_START_S)
+        if self.after_s is not None:
+            self.next_at = now + timedelta(seconds=self.after_s)
 
     def maybe_start(self, now: datetime, path: Path, store: StoreConfig) -> None:
         if self.next_at is None or now < self.next_at:
