@@ -48,7 +48,7 @@ def build(path: Path, events: int) -> None:
     now = datetime.now(UTC)
     clock = FakeClock(now - timedelta(days=7))
     routes = [(r, s) for r in RULES for s in SINKS]
-    store = Store.open(path, clock=clock, router=lambda e: routes)
+    store = Store.open(path, clock=clock)
     step = timedelta(days=7) / events
     batch: list[dict[str, Any]] = []
     for n in range(events):
@@ -74,10 +74,10 @@ def build(path: Path, events: int) -> None:
         )
         if len(batch) == 1000:
             clock.advance((when - clock.now()).total_seconds())
-            store.commit(source, PageCommit(events=batch))
+            store.commit(source, PageCommit(events=batch).route(lambda _e: routes))
             batch = []
     if batch:
-        store.commit("companies", PageCommit(events=batch))
+        store.commit("companies", PageCommit(events=batch).route(lambda _e: routes))
     for source in SOURCES:
         store.start_poll(f"p-{source}", source, "full", "scheduled")
         store.finish_poll(f"p-{source}", outcome="ok", counts={"records": 5000, "api_calls": 2})

@@ -65,10 +65,14 @@ def db(tmp_path: Path) -> Path:
     """A store with polls (one failed with a Gainsight code), events, deliveries, a pause."""
     path = tmp_path / "watcher.db"
     clock = FakeClock(NOW - timedelta(days=2))
-    store = Store.open(path, clock=clock, router=lambda e: [("notify", "hook"), ("notify", "js")])
+    store = Store.open(path, clock=clock)
+
+    def route(_event: dict[str, Any]) -> list[tuple[str, str]]:
+        return [("notify", "hook"), ("notify", "js")]
+
     old = event("created", key="C0", after={"Gsid": "C0"}, time=at(timedelta(days=2)))
     old["id"] = "e-old"
-    store.commit("companies", PageCommit(events=[old]))  # outside every 24-hour figure
+    store.commit("companies", PageCommit(events=[old]).route(route))  # outside every 24-hour figure
     hook_old = Outbox(store.db).pending_window("hook", limit=10)
     Outbox(store.db).mark_delivered([r.id for r in hook_old], NOW - timedelta(days=2))
     clock.advance((NOW - timedelta(minutes=10) - clock.now()).total_seconds())
@@ -93,7 +97,7 @@ def db(tmp_path: Path) -> Path:
             poll_id="p1",
             poll_counts={"records": 2, "api_calls": 3},
             state={"watermark": "2026-11-23T16:00:00.000Z"},
-        ),
+        ).route(route),
     )
     store.finish_poll("p1", outcome="ok")
     store.start_poll("p2", "ctas", "full", "scheduled")

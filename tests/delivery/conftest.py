@@ -81,7 +81,8 @@ class Harness:
         self.config = make_config(sinks)
         self.rules = rules
         self.db = open_database(tmp_path / "watcher.db")
-        self.store = Store(self.db, clock=clock, router=build_router(rules))
+        self.store = Store(self.db, clock=clock)
+        self.router = build_router(rules)
         self.environ = {"WH_SECRET": SECRET, **(environ or {})}
         self.sinks = build_sinks(self.config, http=http, clock=clock, environ=self.environ)
         self.dispatcher = self.new_dispatcher()
@@ -96,7 +97,7 @@ class Harness:
         )
 
     def commit(self, *events: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.store.commit("companies", PageCommit(events=list(events)))
+        return self.store.commit("companies", PageCommit(events=list(events)).route(self.router))
 
     def statuses(self) -> dict[str, int]:
         return self.dispatcher.outbox.counts()

@@ -204,9 +204,14 @@ async def e2e(
                     for name in sink_names
                 )
             )
-            store = Store(db, clock=clock, router=build_router(rules))
+            store = Store(db, clock=clock)
             harness = E2E(
-                sim, clock, client, store, Poller(store, client, host="sim", clock=clock), path
+                sim,
+                clock,
+                client,
+                store,
+                Poller(store, client, host="sim", clock=clock, matcher=build_router(rules)),
+                path,
             )
             if sinks:
                 config = config_with(sinks)

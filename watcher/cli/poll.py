@@ -131,13 +131,13 @@ async def _poll(
     from watcher.store import Store
 
     clock = SystemClock()
-    store = Store.open(store_path(config, base_dir), clock=clock, router=router)
+    store = Store.open(store_path(config, base_dir), clock=clock)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with open_client(config, clock=clock, base_dir=base_dir) as client:
             if progress is not None:
                 client.on_retry = progress.note
-            poller = Poller(store, client, host=config.gainsight.host, clock=clock)
+            poller = Poller(store, client, host=config.gainsight.host, clock=clock, matcher=router)
             try:
                 return await poller.poll(
                     source,

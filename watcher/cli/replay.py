@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     from watcher.cli._outbox import check_name, load, open_outbox
     from watcher.clock import SystemClock
+    from watcher.core.events import order_key
     from watcher.dates import format_utc, parse_when
     from watcher.errors import ConfigError
-    from watcher.rules.match import order_key, rule_matches
+    from watcher.rules.match import rule_matches
 
     ctx = load(args)
     check_name(ctx, rule=args.rule, sink=args.sink)

@@ -108,6 +108,19 @@ def delete_held_event(
     }
 
 
+def order_key(event: Mapping[str, Any], source: str | None = None) -> str:
+    """``"<source>:<key>"``: for one sink, deliveries with the same key keep event order.
+
+    The one definition, used when a poll's commit (which knows ``source``) and
+    ``watcher replay`` (which reads it from ``data.source``) queue deliveries. A
+    delete-held event, which has no key, uses its subject: the source name.
+    """
+    data = event.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    name = data.get("source") if source is None else source
+    return f"{name}:{data.get('key', event.get('subject'))}"
+
+
 def with_sequence(event: Mapping[str, Any], sequence: int) -> dict[str, Any]:
     """The event as delivered: ``sequence`` placed after ``datacontenttype``."""
     out: dict[str, Any] = {}

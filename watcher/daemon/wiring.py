@@ -189,9 +189,11 @@ def real_builder(
             db = store_path(config, base_dir)
             pollers = {}
             for source in config.sources:
-                store = Store.open(db, clock=clock, router=router)
+                store = Store.open(db, clock=clock)
                 stores.append(store)
-                pollers[source.name] = Poller(store, client, host=gs.host, clock=clock)
+                pollers[source.name] = Poller(
+                    store, client, host=gs.host, clock=clock, matcher=router
+                )
             delivery_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False)
             )

@@ -76,6 +76,7 @@ from watcher.logging import get_logger
 from watcher.poll.intake import RECORD_ERRORS, Oddities, Page, keep_one, read_records
 from watcher.poll.paging import range_pages, read_ahead
 from watcher.poll.source import PageLike, RecordSource
+from watcher.rules.match import Router
 from watcher.store.store import PageCommit, Store
 
 Mode = Literal["full", "incremental", "delete_log"]
@@ -178,7 +179,12 @@ class _Sweep:
 
 
 class Poller:
-    """Runs polls of configured sources against a :class:`RecordSource` and a :class:`Store`."""
+    """Runs polls of configured sources against a :class:`RecordSource` and a :class:`Store`.
+
+    ``matcher`` (:func:`watcher.rules.match.build_router`) routes each event to its
+    (rule, sink) pairs before the commit; without one, events are stored and nothing
+    is queued.
+    """
 
     def __init__(
         self,
@@ -192,8 +198,10 @@ class Poller:
         confirm_batch: int = 500,
         delete_batch: int = 500,
         max_kept_events: int = 1000,
+        matcher: Router | None = None,
     ) -> None:
         self.store = store
+        self.matcher = matcher
         self.client = client
         self.host = host
         self.clock: Clock = clock or SystemClock()
@@ -467,8 +475,12 @@ class Poller:
         )
 
     def _commit(self, sweep: _Sweep, page: PageCommit) -> None:
+        """Route the page's events (rules matched here, not in the store), then write
+        events, deliveries and snapshot changes in one transaction."""
         if sweep.result.dry_run:
             return
+        if self.matcher is not None and page.events:
+            page.route(self.matcher)
         committed = self.store.commit(sweep.source.name, page)
         room = sweep.keep_events - len(sweep.result.events)
         if room > 0:

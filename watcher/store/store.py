@@ -5,13 +5,12 @@ poll engine reads stored fingerprints page by page, marks the keys it saw in a
 connection-private ``temp`` table (memory stays bounded: SQLite spills it to
 disk), and hands each page's outcome to :meth:`Store.commit`, which writes the
 snapshot changes, the events (with their strictly increasing ``sequence``) and
-one pending ``deliveries`` row per (rule, sink) the injected router returns, in
-one transaction.
+the deliveries the engine routed for them (:attr:`PageCommit.routes`), in one
+transaction. The store matches no rule: it only writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -23,13 +22,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from watcher.clock import Clock, SystemClock
-from watcher.core.events import with_sequence
+from watcher.core.events import order_key, with_sequence
 from watcher.core.normalize import Record
 from watcher.dates import format_utc
 from watcher.errors import StoreError
 from watcher.store.db import migrate, open_database, transaction, translate_errors
-
-Router = Callable[[dict[str, Any]], Sequence[tuple[str, str]]]
+from watcher.store.deliveries import Route, queue_deliveries
 
 # SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
 _CHUNK = 900
@@ -75,16 +73,6 @@ def event_text(event: dict[str, Any]) -> str:
     return text
 
 
-def route_nothing(_event: dict[str, Any]) -> Sequence[tuple[str, str]]:
-    """The default router: events are stored, no delivery is queued."""
-    return ()
-
-
-def delivery_id(event_id: str, rule: str, sink: str) -> str:
-    """Stable id of the delivery of one event for one (rule, sink)."""
-    return hashlib.sha256(f"{event_id}\x00{rule}\x00{sink}".encode()).hexdigest()[:32]
-
-
 @dataclass(frozen=True)
 class SourceState:
     source: str
@@ -106,10 +94,18 @@ class PageCommit:
     field_set: int | None = None  # the select the writes were read with (Store.field_set)
     deletes: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # CloudEvents, no sequence
+    # The (rule, sink) pairs each event is delivered to, in the order of ``events``
+    # (the engine's matcher fills it; missing entries queue nothing).
+    routes: list[Sequence[Route]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
     poll_id: str | None = None
     poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
     seen: list[str] = field(default_factory=list)  # keys to add to the sweep's seen-set
+
+    def route(self, matcher: Callable[[dict[str, Any]], Sequence[Route]]) -> PageCommit:
+        """Fill :attr:`routes` from ``matcher`` (event -> (rule, sink) pairs); returns self."""
+        self.routes = [matcher(event) for event in self.events]
+        return self
 
 
 @dataclass(frozen=True)
@@ -131,21 +127,16 @@ class StoredEvent:
 class Store:
     """Snapshots, events, polls and per-source state in one SQLite database."""
 
-    def __init__(
-        self, db: Database, *, clock: Clock | None = None, router: Router | None = None
-    ) -> None:
+    def __init__(self, db: Database, *, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        self.router: Router = router or route_nothing
         migrate(db, self.clock.now)
         self.conn: sqlite3.Connection = db.conn
         self._file = self._identify_file()
 
     @classmethod
-    def open(
-        cls, path: str | Path, *, clock: Clock | None = None, router: Router | None = None
-    ) -> Store:
-        return cls(open_database(path), clock=clock, router=router)
+    def open(cls, path: str | Path, *, clock: Clock | None = None) -> Store:
+        return cls(open_database(path), clock=clock)
 
     def _identify_file(self) -> tuple[str, int, int] | None:
         with translate_errors("read database path"):
@@ -412,7 +403,7 @@ class Store:
                     ((source, key) for key in page.deletes),
                 )
             if page.events:
-                committed = self._insert_events(source, page.events, page.poll_id, now)
+                committed = self._insert_events(source, page, now)
             if page.state:
                 self._set_state(source, page.state)
             if page.poll_id and page.poll_counts:
@@ -421,15 +412,13 @@ class Store:
                 self.seen_add(source, page.seen)
         return committed
 
-    def _insert_events(
-        self, source: str, events: list[dict[str, Any]], poll_id: str | None, now: str
-    ) -> list[dict[str, Any]]:
+    def _insert_events(self, source: str, page: PageCommit, now: str) -> list[dict[str, Any]]:
         conn = self.conn
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         seq = int(row[0]) if row else 0
-        epoch_now = self.clock.now().timestamp()
+        when = self.clock.now()
         out: list[dict[str, Any]] = []
-        for event in events:
+        for n, event in enumerate(page.events):
             seq += 1
             full = with_sequence(event, seq)
             conn.execute(
@@ -442,29 +431,19 @@ class Store:
                     source,
                     full["subject"],
                     full["time"],
-                    poll_id,
+                    page.poll_id,
                     event_text(full),
                 ),
             )
-            order_key = f"{source}:{full['subject']}"
-            conn.executemany(
-                "INSERT OR IGNORE INTO deliveries (id, event_sequence, event_id, rule, sink, "
-                "order_key, status, attempts, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                (
-                    (
-                        delivery_id(full["id"], rule, sink),
-                        seq,
-                        full["id"],
-                        rule,
-                        sink,
-                        order_key,
-                        epoch_now,
-                        now,
-                    )
-                    for rule, sink in self.router(full)
-                ),
-            )
+            if n < len(page.routes) and page.routes[n]:
+                queue_deliveries(
+                    conn,
+                    event_sequence=seq,
+                    event_id=full["id"],
+                    order_key=order_key(full, source),
+                    routes=page.routes[n],
+                    now=when,
+                )
             out.append(full)
         return out
 
