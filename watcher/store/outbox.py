@@ -23,6 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from watcher.dates import format_utc
+from watcher.store import events
 from watcher.store.db import transaction, translate_errors
 from watcher.store.deliveries import queue_deliveries
 
@@ -114,13 +115,7 @@ class Outbox:
 
     def bodies(self, sequences: Iterable[int]) -> dict[int, str]:
         """Event bodies by sequence."""
-        marks, values = _marks(str(s) for s in sequences)
-        with translate_errors("read event bodies"):
-            rows = self.conn.execute(
-                f"SELECT sequence, body FROM events WHERE sequence IN ({marks})",
-                [int(v) for v in values],
-            ).fetchall()
-        return {int(r[0]): r[1] for r in rows}
+        return events.bodies(self.conn, sequences)
 
     def pending_sinks(self) -> list[str]:
         with translate_errors("read pending sinks"):
@@ -336,19 +331,3 @@ class Outbox:
         return cur.rowcount > 0
 
     # -- events ----------------------------------------------------------------------
-
-    def events_since(self, since: str, *, limit: int = 100_000) -> list[tuple[int, str, str]]:
-        """``(sequence, id, body)`` of events whose ``time`` is at/after ``since``."""
-        with translate_errors("read events"):
-            rows = self.conn.execute(
-                "SELECT sequence, id, body FROM events WHERE time >= ? ORDER BY sequence LIMIT ?",
-                [since, limit],
-            ).fetchall()
-        return [(int(r[0]), r[1], r[2]) for r in rows]
-
-    def last_events(self, count: int) -> list[tuple[int, str, str]]:
-        with translate_errors("read events"):
-            rows = self.conn.execute(
-                "SELECT sequence, id, body FROM events ORDER BY sequence DESC LIMIT ?", [count]
-            ).fetchall()
-        return [(int(r[0]), r[1], r[2]) for r in reversed(rows)]
