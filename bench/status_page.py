@@ -33,11 +33,11 @@ from watcher.clock import FakeClock
 from watcher.config import parse_config
 from watcher.daemon.http import HttpServer, Readiness, bind, create_app
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import StoreView
 from watcher.daemon.status import collect
 from watcher.dates import format_utc
 from watcher.store.outbox import Outbox
 from watcher.store.store import PageCommit, Store
+from watcher.store.view import StoreView
 
 SOURCES = ("companies", "ctas", "goals")
 RULES = ("arr-drop", "everything")

@@ -14,10 +14,10 @@ import pytest
 from watcher.clock import FakeClock
 from watcher.daemon.http import EventSignal, HttpServer, Readiness, bind, create_app
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import StoreView
 from watcher.errors import ConfigError
 from watcher.store import Store
 from watcher.store.store import PageCommit
+from watcher.store.view import StoreView
 
 TOKEN = "feed-token-for-tests-7c1e"
 

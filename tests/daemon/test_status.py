@@ -19,16 +19,17 @@ from watcher.config import parse_config
 from watcher.daemon.http import Readiness, create_app
 from watcher.daemon.lock import DaemonLock, holder
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import ScheduleState, StoreView
 from watcher.daemon.status import collect
 from watcher.daemon.status_page import chart, render
 from watcher.dates import format_utc
 from watcher.errors import StoreError
 from watcher.store import Store
 from watcher.store.outbox import Outbox
+from watcher.store.schedule import ScheduleState
 from watcher.store.status import gainsight_code
 from watcher.store.store import PageCommit
 from watcher.store.usage import ApiUsage
+from watcher.store.view import StoreView
 
 NOW = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
 TOKEN = "status-token-0123456789abcdef"

@@ -84,8 +84,8 @@ def build_daemon(
     from watcher.daemon.metrics import Metrics
     from watcher.daemon.runner import Daemon
     from watcher.daemon.sdnotify import Notifier
-    from watcher.daemon.state import StoreView
     from watcher.daemon.wiring import real_builder, store_path
+    from watcher.store.view import StoreView
 
     clock = SystemClock()
     base_dir = path.parent
