@@ -181,3 +181,47 @@ def _parse_time(text: str) -> datetime | None:
         except ValueError:
             return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StoreDump:
+    """Everything a verdict compares (the crash soak): small stores only."""
+
+    snapshots: dict[str, dict[str, Any]]  # source -> key -> record
+    events: list[dict[str, Any]]  # CloudEvents in sequence order
+    outbox: list[tuple[str, str]]  # (event id, status) per delivery
+    baseline: dict[str, str | None]  # source -> baseline_at
+
+
+def dump(path: str | Path) -> StoreDump:
+    """Snapshots per source, events, outbox rows and baselines, read in one go."""
+    with connect(Path(path), readonly=True) as conn:
+        snaps: dict[str, dict[str, Any]] = {}
+        for source, key, body in conn.execute("SELECT source, key, body FROM snapshots"):
+            snaps.setdefault(source, {})[key] = json.loads(body)
+        events = []
+        for seq, body in conn.execute("SELECT sequence, body FROM events ORDER BY sequence"):
+            event = json.loads(body)
+            event.setdefault("sequence", seq)
+            events.append(event)
+        outbox = [
+            (str(a), str(b)) for a, b in conn.execute("SELECT event_id, status FROM deliveries")
+        ]
+        rows = conn.execute("SELECT source, baseline_at FROM source_state")
+        baseline = {str(s): b for s, b in rows}
+    return StoreDump(snaps, events, outbox, baseline)
+
+
+def activity(path: str | Path) -> tuple[int, int]:
+    """(polls still running, deliveries pending): roughly what the daemon is doing."""
+    with connect(Path(path), readonly=True) as conn:
+        running = conn.execute("SELECT count(*) FROM polls WHERE outcome = 'running'")
+        polling = int(running.fetchone()[0])
+        pending = conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        return polling, int(pending.fetchone()[0])
+
+
+def integrity(path: str | Path) -> str:
+    """``PRAGMA integrity_check``: ``"ok"`` or what is wrong."""
+    with connect(Path(path), readonly=True) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,7 +1,7 @@
 """The crash soak: SIGKILL the daemon at random moments and prove nothing was lost.
 
-    python -m watcher.reliability.soak --kills 20 --seed 1     # make soak
-    python -m watcher.reliability.soak --kills 3 --quick       # the form make test runs
+    python -m tests.reliability.soak --kills 20 --seed 1     # make soak
+    python -m tests.reliability.soak --kills 3 --quick       # the form make test runs
 
 What runs, all real processes on loopback:
 
@@ -16,7 +16,7 @@ What runs, all real processes on loopback:
 The daemon is killed with SIGKILL ``--kills`` times, at random moments drawn from
 ``--seed`` (during start-up, mid-poll, mid-delivery), and restarted each time;
 ``PRAGMA integrity_check`` runs on the database after every kill. Then the
-changes stop, the daemon catches up, and :mod:`watcher.reliability.verify`
+changes stop, the daemon catches up, and :mod:`tests.reliability.verify`
 compares the tenant's ground truth, the store's events and the receiver's log:
 0 changes without an event, 0 events without a delivery, duplicates only as
 repeats of the same id. The summary is printed; the exit code is 1 on any
@@ -29,13 +29,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import random
 import re
 import secrets
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -46,10 +44,12 @@ from typing import Any
 
 import httpx
 
+from tests.reliability.verify import Verdict, check_deliveries, check_truth
 from watcher.clock import SystemClock
 from watcher.config import SourceConfig, WatcherConfig, load_config
+from watcher.errors import StoreError
 from watcher.gainsight import Budget, GainsightClient
-from watcher.reliability.verify import Verdict, check_deliveries, check_truth
+from watcher.store.view import activity, dump, integrity
 from watcher.testing.receivers import Reply, WebhookReceiver
 
 IGNORED = ("ModifiedDate",)
@@ -186,39 +186,15 @@ retry_schedule = ["0s", "1s", "1s", "2s", "5s", "10s", "30s", "60s"]
 # -- reading the store (read-only, while the daemon may write) -------------------
 
 
-def _ro(db: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    return conn
-
-
 def read_store(db: Path) -> dict[str, Any]:
     """Snapshots per source, events (CloudEvents, in order), outbox rows, source state."""
-    conn = _ro(db)
-    try:
-        snaps: dict[str, dict[str, Any]] = {}
-        for source, key, body in conn.execute("SELECT source, key, body FROM snapshots"):
-            snaps.setdefault(source, {})[key] = json.loads(body)
-        events = []
-        for seq, body in conn.execute("SELECT sequence, body FROM events ORDER BY sequence"):
-            event = json.loads(body)
-            event.setdefault("sequence", seq)
-            events.append(event)
-        outbox = [
-            (str(a), str(b)) for a, b in conn.execute("SELECT event_id, status FROM deliveries")
-        ]
-        state = {str(s): b for s, b in conn.execute("SELECT source, baseline_at FROM source_state")}
-    finally:
-        conn.close()
-    return {"snapshots": snaps, "events": events, "outbox": outbox, "baseline": state}
-
-
-def integrity(db: Path) -> str:
-    conn = _ro(db)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
+    data = dump(db)
+    return {
+        "snapshots": data.snapshots,
+        "events": data.events,
+        "outbox": data.outbox,
+        "baseline": data.baseline,
+    }
 
 
 # -- the soak ----------------------------------------------------------------------
@@ -252,7 +228,7 @@ class Soak:
     def __init__(self, options: SoakOptions, folder: Path) -> None:
         self.o = options
         self.folder = folder
-        self.rng = random.Random(options.seed)  # noqa: S311 - reproducible kill moments
+        self.rng = random.Random(options.seed)
         self.report = SoakReport(options)
         self.key = "soak-" + secrets.token_hex(12)
         self.env = {
@@ -337,18 +313,9 @@ class Soak:
     def _phase(self) -> str:
         """Roughly what the daemon was doing when killed (from the store)."""
         try:
-            conn = _ro(self.db)
-        except sqlite3.Error:
+            polling, queued = activity(self.db)
+        except StoreError:
             return "starting"
-        try:
-            running = conn.execute("SELECT count(*) FROM polls WHERE outcome = 'running'")
-            polling = running.fetchone()[0]
-            pending = conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            queued = pending.fetchone()[0]
-        except sqlite3.Error:
-            return "starting"
-        finally:
-            conn.close()
         if polling:
             return "mid-poll"
         return "mid-delivery" if queued else "idle"
@@ -387,7 +354,7 @@ class Soak:
     def _baselined(self) -> bool:
         try:
             state = read_store(self.db)["baseline"]
-        except (sqlite3.Error, OSError):
+        except (StoreError, OSError):
             return False
         return all(state.get(s) for s in OBJECTS)
 
@@ -420,7 +387,7 @@ class Soak:
     def _caught_up(self, final: Mapping[str, Mapping[str, Any]], config: WatcherConfig) -> bool:
         try:
             data = read_store(self.db)
-        except sqlite3.Error:
+        except StoreError:
             return False
         if any(status == "pending" for _, status in data["outbox"]):
             return False
@@ -526,7 +493,7 @@ def _same(
     final: Mapping[str, Mapping[str, Any]],
     sources: Sequence[SourceConfig],
 ) -> bool:
-    from watcher.reliability.verify import visible
+    from tests.reliability.verify import visible
 
     for source in sources:
         stored = snapshots.get(source.name, {})
@@ -548,7 +515,7 @@ async def run_soak(options: SoakOptions) -> SoakReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m watcher.reliability.soak",
+        prog="python -m tests.reliability.soak",
         description="Crash soak: SIGKILL the daemon at random moments; prove nothing is lost.",
     )
     parser.add_argument("--kills", type=int, default=20, metavar="N")
