@@ -50,8 +50,8 @@ from watcher.dates import normalize_record
 from watcher.gainsight import Budget, GainsightClient, Priority
 from watcher.gainsight.query import Condition, Direction
 from watcher.poll import Poller
-from watcher.poll.source import MemoryPage
 from watcher.store import Store
+from watcher.testing.memory import MemoryPage
 
 PAGE = 5000
 BASE_MS = 1_763_000_000_000

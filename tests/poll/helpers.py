@@ -7,8 +7,9 @@ from typing import Any
 
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
-from watcher.poll import MemorySource, Poller
+from watcher.poll import Poller
 from watcher.store import Store
+from watcher.testing.memory import MemorySource
 
 HOST = "acme.gainsightcloud.com"
 

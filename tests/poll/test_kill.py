@@ -11,7 +11,7 @@ import pytest
 
 from tests.poll.helpers import Harness, company, source_config, tenant
 from watcher.errors import PollError
-from watcher.poll import MemorySource
+from watcher.testing.memory import MemorySource
 
 
 class Killed(BaseException):

@@ -15,9 +15,10 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from tests.poll.helpers import Harness, company, source_config, tenant
-from watcher.poll import MIN_HELD_DELETES, MemorySource
+from watcher.poll import MIN_HELD_DELETES
 from watcher.poll.intake import MAX_WARNINGS
 from watcher.store.store import event_text
+from watcher.testing.memory import MemorySource
 
 
 def nested(depth: int) -> Any:
@@ -93,7 +94,7 @@ async def test_a_key_twice_in_one_page_keeps_the_stored_copy_whatever_the_order(
 
     class Twice(MemorySource):
         async def iter_pages(self, source: Any, **_: Any) -> Any:
-            from watcher.poll.source import MemoryPage
+            from watcher.testing.memory import MemoryPage
 
             yield MemoryPage([dict(r) for r in pages[self.calls % 2]], 1)
             self.calls += 1

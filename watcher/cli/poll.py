@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from watcher.config import SourceConfig, WatcherConfig, load_config
 from watcher.errors import ConfigError
 from watcher.logging import configure_logging
+from watcher.store.db import store_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,11 +68,6 @@ def find_source(config: WatcherConfig, name: str) -> SourceConfig:
             return source
     names = ", ".join(s.name for s in config.sources) or "none configured"
     raise ConfigError(f"unknown source {name!r}; the config has: {names}")
-
-
-def store_path(config: WatcherConfig, base_dir: Path) -> Path:
-    path = Path(config.store.path)
-    return path if path.is_absolute() else base_dir / path
 
 
 def _router(config: WatcherConfig, base_dir: Path) -> Any:

@@ -67,6 +67,7 @@ from watcher.clock import Clock, SystemClock
 from watcher.config import SourceConfig
 from watcher.core.diff import Change, Touch, compare, key_of
 from watcher.core.events import change_event, delete_held_event, uuid7
+from watcher.core.modes import Mode
 from watcher.core.normalize import Record, normalize_record
 from watcher.dates import format_utc, parse_iso
 from watcher.errors import PollError, SourceError, StoreError
@@ -79,7 +80,6 @@ from watcher.poll.source import PageLike, RecordSource
 from watcher.rules.match import Router
 from watcher.store.store import PageCommit, Store
 
-Mode = Literal["full", "incremental", "delete_log"]
 Trigger = Literal["manual", "scheduled"]
 Hook = Callable[[str], None]
 
