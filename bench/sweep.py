@@ -3,7 +3,8 @@
 Feeds N Company-like records two ways:
 
 - ``memory``: pages are rendered to JSON bytes on demand (never all held), parsed and
-  date-normalized as the Gainsight client does, then swept;
+  and swept as the Gainsight client hands them over (as received: the engine
+  normalizes each record once);
 - ``loopback``: the simulated tenant (``watcher sim``) in a child process, read over
   127.0.0.1 by the real Gainsight client.
 
@@ -46,7 +47,6 @@ import structlog
 
 from watcher.clock import SystemClock
 from watcher.config import SourceConfig
-from watcher.dates import normalize_record
 from watcher.gainsight import Budget, GainsightClient, Priority
 from watcher.gainsight.query import Condition, Direction
 from watcher.poll import Poller
@@ -140,7 +140,7 @@ class MemoryFeed:
     ) -> AsyncIterator[MemoryPage]:
         for number in range(1, self.pages() + 1):
             records = json.loads(self.page_bytes(number))["data"]["records"]
-            yield MemoryPage([normalize_record(r) for r in records], number)
+            yield MemoryPage(records, number)
 
     async def fetch_by_keys(
         self, source: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
@@ -149,7 +149,7 @@ class MemoryFeed:
         if not wanted:
             return []
         records = json.loads(self.page_bytes(0, wanted))["data"]["records"]
-        return [normalize_record(r) for r in records]
+        return list(records)
 
     async def deleted_since(
         self, source: SourceConfig, since: datetime, *, priority: Priority = Priority.HIGH

@@ -233,6 +233,25 @@ async def test_date_fields_makes_epoch_numbers_dates_whatever_the_name(tmp_path:
     assert set(event["data"]["changes"]) == {"Arr"}
 
 
+async def test_date_fields_when_set_decide_alone(tmp_path: Path) -> None:
+    """With `date_fields` set, a date-like name it does not list keeps its number (a count
+    stored in `RenewalDate`); without it, the name rule makes that number a date."""
+    ms = 1_764_547_200_000
+    feed = tenant(2)
+    feed.records["1P02000001"]["RenewalDate"] = ms
+    feed.records["1P02000001"]["Deadline"] = ms
+    h = Harness(tmp_path / "w.db", feed)
+    await h.poller.poll(source_config(date_fields=("Deadline",)))
+    snap = dict(h.store.iter_snapshots("companies"))["1P02000001"]
+    assert snap["RenewalDate"] == ms
+    assert snap["Deadline"] == "2025-12-01T00:00:00.000Z"
+    other = Harness(tmp_path / "x.db", feed)
+    await other.poller.poll(source_config())
+    snap = dict(other.store.iter_snapshots("companies"))["1P02000001"]
+    assert snap["RenewalDate"] == "2025-12-01T00:00:00.000Z"
+    assert snap["Deadline"] == ms
+
+
 async def test_adding_a_date_field_later_is_not_a_change(tmp_path: Path) -> None:
     """Snapshots stored before `Deadline` was listed compare under today's rules."""
     feed = tenant(2)

@@ -47,6 +47,7 @@ import httpx
 from tests.reliability.verify import Verdict, check_deliveries, check_truth
 from watcher.clock import SystemClock
 from watcher.config import SourceConfig, WatcherConfig, load_config
+from watcher.core.normalize import normalize_record
 from watcher.errors import StoreError
 from watcher.gainsight import Budget, GainsightClient
 from watcher.store.view import activity, dump, integrity
@@ -381,7 +382,9 @@ class Soak:
             )
             for source in config.sources:
                 records = await client.read_all(source)
-                out[source.name] = {str(r[source.key]): r for r in records}
+                out[source.name] = {  # as the engine reads them: normalized once
+                    str(r[source.key]): normalize_record(r, source.date_fields) for r in records
+                }
         return out
 
     def _caught_up(self, final: Mapping[str, Mapping[str, Any]], config: WatcherConfig) -> bool:

@@ -34,7 +34,7 @@ import httpx
 
 from watcher.clock import Clock
 from watcher.config import SourceConfig
-from watcher.dates import normalize_record, parse_retry_after
+from watcher.dates import parse_retry_after
 from watcher.errors import (
     ApiError,
     AuthError,
@@ -536,7 +536,7 @@ class GainsightClient:
             if style == "mda":
                 body["offset"] = offset
             reply, calls = await self._call(target, body, priority=priority)
-            records = [normalize_record(r) for r in reply.records]
+            records = reply.records  # as received: the poll engine normalizes them
             if previous is not None and records and records == previous:
                 if probe is not None:
                     return  # the short page again (offset ignored, or rows moved): the end

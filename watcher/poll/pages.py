@@ -77,12 +77,15 @@ class PageWork:
     ) -> PageCommit:
         """Compare ``records`` with the stored state; build the commit (not yet written).
 
-        The fast path: the fingerprint of each record *as received* is compared with
-        the stored one, so an unchanged record costs a hash and an index lookup.
-        Only records whose fingerprint differs are normalized and compared field by
-        field (a different spelling of the same values then refreshes the snapshot
-        silently). The checks for odd data (a record without a usable key, a key
-        read twice, a key that is not Unicode text) cost one test per page unless
+        The fast path: the fingerprint of each record *as received* (the client hands
+        records over unnormalized) is compared with the stored one, so an unchanged
+        record costs a hash and an index lookup. Only records whose fingerprint
+        differs are normalized (:func:`watcher.core.normalize.normalize_record`, the
+        one normalization) and compared field by field: a different spelling of the
+        same values (epoch ms for ISO text), or a fingerprint an older version took of
+        its client-normalized record, then refreshes the snapshot silently. The checks
+        for odd data (a record without a usable key, a key read twice, a key that is
+        not Unicode text) cost one test per page unless
         the page has one; such records are skipped or dropped with a warning, and
         the rest of the page goes on.
         """
@@ -149,7 +152,8 @@ class PageWork:
     def _compare(
         self, sweep: Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
     ) -> tuple[Record, Change | Touch | None]:
-        """Normalize ``raw`` and compare it with the stored record, under today's rules.
+        """Normalize ``raw`` (the one normalization of a received record) and compare it
+        with the stored record, under today's rules.
 
         The stored record is normalized again, so a change of the rules (a new
         ``date_fields`` entry, non-finite numbers now null) is never reported as a
