@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -239,7 +240,7 @@ def _baseline_note(result: Any) -> str:
     return "" if emitted else "  (baseline: stored silently, no events)"
 
 
-def describe_event(event: dict[str, Any]) -> str:
+def describe_event(event: Mapping[str, Any]) -> str:
     """``#12 updated 1P02... Arr: 100000 -> 90000, Stage: ...`` (one line)."""
     data = event.get("data") or {}
     change = data.get("change", event.get("type", ""))

@@ -7,11 +7,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from watcher.clock import Clock, SystemClock
 from watcher.core.diff import Change, Touch, compare
-from watcher.core.events import change_event, uuid7
+from watcher.core.events import CloudEvent, change_event, uuid7
 from watcher.core.normalize import Record, normalize_record
 from watcher.dates import format_utc
 from watcher.gainsight.budget import Priority
@@ -186,7 +185,7 @@ class PageWork:
         sweep.ignores[set_id] = (ignore, reselected)
         return ignore, reselected
 
-    def _event(self, sweep: Sweep, change: Change, now: datetime) -> dict[str, Any]:
+    def _event(self, sweep: Sweep, change: Change, now: datetime) -> CloudEvent:
         source = sweep.source
         return change_event(
             change,

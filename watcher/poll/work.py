@@ -6,9 +6,10 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from watcher.config import SourceConfig
+from watcher.core.events import CloudEvent
 from watcher.gainsight.query import CTA_LIST_PATH
 from watcher.logging import get_logger
 from watcher.poll.intake import Oddities
@@ -78,7 +79,7 @@ class PollResult:
     error: str | None = None
     started: float = 0.0
     elapsed_s: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[CloudEvent] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {

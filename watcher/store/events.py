@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from watcher.core.events import order_key, with_sequence
+from watcher.core.events import CloudEvent, order_key, with_sequence
 from watcher.store.db import translate_errors
 from watcher.store.deliveries import Route, queue_deliveries
 
 
-def event_text(event: dict[str, Any]) -> str:
+def event_text(event: Mapping[str, Any]) -> str:
     """The CloudEvent as stored and delivered: UTF-8 JSON, escapes only where needed.
 
     Strict JSON: a ``NaN`` or ``Infinity`` raises ``ValueError`` instead of writing a
@@ -46,25 +46,25 @@ class StoredEvent:
     poll_id: str | None
     body: str
 
-    def cloudevent(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.body)
+    def cloudevent(self) -> CloudEvent:
+        value: CloudEvent = json.loads(self.body)
         return value
 
 
 def insert_events(
     conn: sqlite3.Connection,
     source: str,
-    events: Sequence[dict[str, Any]],
+    events: Sequence[CloudEvent],
     *,
     routes: Sequence[Sequence[Route]],
     poll_id: str | None,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[CloudEvent]:
     """Append ``events`` (numbered on) and queue each one's ``routes``, in the caller's
     transaction; return the events as stored (with ``sequence``)."""
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     seq = int(row[0]) if row else 0
-    out: list[dict[str, Any]] = []
+    out: list[CloudEvent] = []
     for n, event in enumerate(events):
         seq += 1
         full = with_sequence(event, seq)

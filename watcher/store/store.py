@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from watcher.clock import Clock, SystemClock
+from watcher.core.events import CloudEvent
 from watcher.core.normalize import Record
 from watcher.dates import format_utc
 from watcher.errors import StoreError
@@ -47,7 +48,7 @@ class PageCommit:
     writes: list[tuple[str, int, Record]] = field(default_factory=list)  # key, fp, record
     field_set: int | None = None  # the select the writes were read with (Store.field_set)
     deletes: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)  # CloudEvents, no sequence
+    events: list[CloudEvent] = field(default_factory=list)  # no sequence yet
     # The (rule, sink) pairs each event is delivered to, in the order of ``events``
     # (the engine's matcher fills it; missing entries queue nothing).
     routes: list[Sequence[Route]] = field(default_factory=list)
@@ -56,7 +57,7 @@ class PageCommit:
     poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
     seen: list[str] = field(default_factory=list)  # keys to add to the sweep's seen-set
 
-    def route(self, matcher: Callable[[dict[str, Any]], Sequence[Route]]) -> PageCommit:
+    def route(self, matcher: Callable[[CloudEvent], Sequence[Route]]) -> PageCommit:
         """Fill :attr:`routes` from ``matcher`` (event -> (rule, sink) pairs); returns self."""
         self.routes = [matcher(event) for event in self.events]
         return self
@@ -112,12 +113,12 @@ class Store(Snapshots, Events, Polls, States):
 
     # -- commits ---------------------------------------------------------------
 
-    def commit(self, source: str, page: PageCommit) -> list[dict[str, Any]]:
+    def commit(self, source: str, page: PageCommit) -> list[CloudEvent]:
         """Write ``page`` atomically; return its events as stored (with ``sequence``)."""
         self.check_file()
         now = format_utc(self.clock.now())
         conn = self.conn
-        committed: list[dict[str, Any]] = []
+        committed: list[CloudEvent] = []
         with transaction(conn, f"commit changes of source {source!r}"):
             write_snapshots(
                 conn, source, page.writes, page.deletes, field_set=page.field_set, now=now
