@@ -12,12 +12,15 @@ import asyncio
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from watcher.config import SourceConfig, WatcherConfig, load_config
 from watcher.errors import ConfigError
 from watcher.logging import configure_logging
 from watcher.store.db import store_path
+
+if TYPE_CHECKING:
+    from watcher.rules.match import Router
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,7 +74,7 @@ def find_source(config: WatcherConfig, name: str) -> SourceConfig:
     raise ConfigError(f"unknown source {name!r}; the config has: {names}")
 
 
-def _router(config: WatcherConfig, base_dir: Path) -> Any:
+def _router(config: WatcherConfig, base_dir: Path) -> Router:
     from watcher.rules.loader import load_rules
     from watcher.rules.match import build_router
 
@@ -118,7 +121,7 @@ async def _poll(
     source: SourceConfig,
     mode: str,
     base_dir: Path,
-    router: Any,
+    router: Router,
     dry_run: bool,
     allow_mass_delete: bool,
 ) -> Any:

@@ -55,7 +55,6 @@ class PageCommit:
     state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
     poll_id: str | None = None
     poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
-    seen: list[str] = field(default_factory=list)  # keys to add to the sweep's seen-set
 
     def route(self, matcher: Callable[[CloudEvent], Sequence[Route]]) -> PageCommit:
         """Fill :attr:`routes` from ``matcher`` (event -> (rule, sink) pairs); returns self."""
@@ -136,6 +135,4 @@ class Store(Snapshots, Events, Polls, States):
                 write_state(conn, source, page.state)
             if page.poll_id and page.poll_counts:
                 add_poll_counts(conn, page.poll_id, page.poll_counts)
-            if page.seen:
-                self.seen_add(source, page.seen)
         return committed
