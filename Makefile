@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py
 
 soak: $(STAMP)
-	$(BIN)/python -m watcher.reliability.soak --kills 20
+	$(BIN)/python -m tests.reliability.soak --kills 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -21,12 +21,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from watcher.clock import SystemClock
 from watcher.config import parse_config
+from watcher.core.events import CloudEvent
 from watcher.delivery.dispatcher import Dispatcher
 from watcher.delivery.sinks import build_sinks
 from watcher.rules.loader import RuleSet
@@ -50,27 +51,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def event(n: int, keys: int) -> dict[str, Any]:
+def event(n: int, keys: int) -> CloudEvent:
     key = f"K{n % keys:05d}"
-    return {
-        "specversion": "1.0",
-        "id": f"bench-{n}",
-        "source": "gainsight://bench/companies",
-        "type": "gainsight.company.updated",
-        "subject": key,
-        "time": "2026-11-23T16:00:00.000Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "source": "companies",
-            "object": "Company",
-            "key": key,
-            "change": "updated",
-            "changes": {"Arr": {"old": 100000.0 + n, "new": 80000.0 + n}},
-            "before": {"Gsid": key, "Name": f"Company {key}", "Arr": 100000.0 + n},
-            "after": {"Gsid": key, "Name": f"Company {key}", "Arr": 80000.0 + n},
-            "poll": {"id": "bench", "mode": "full"},
+    return cast(
+        CloudEvent,
+        {
+            "specversion": "1.0",
+            "id": f"bench-{n}",
+            "source": "gainsight://bench/companies",
+            "type": "gainsight.company.updated",
+            "subject": key,
+            "time": "2026-11-23T16:00:00.000Z",
+            "datacontenttype": "application/json",
+            "data": {
+                "source": "companies",
+                "object": "Company",
+                "key": key,
+                "change": "updated",
+                "changes": {"Arr": {"old": 100000.0 + n, "new": 80000.0 + n}},
+                "before": {"Gsid": key, "Name": f"Company {key}", "Arr": 100000.0 + n},
+                "after": {"Gsid": key, "Name": f"Company {key}", "Arr": 80000.0 + n},
+                "poll": {"id": "bench", "mode": "full"},
+            },
         },
-    }
+    )
 
 
 def setup(tmp: Path, sinks: dict[str, Any], sink: str) -> tuple[Any, Store, RuleSet]:
@@ -83,7 +87,7 @@ def setup(tmp: Path, sinks: dict[str, Any], sink: str) -> tuple[Any, Store, Rule
     )
     rules = RuleSet((Rule(name="all", sources=("companies",), sinks=(sink,)),))
     db = open_database(tmp / "bench.db")
-    store = Store(db, clock=SystemClock(), router=build_router(rules))
+    store = Store(db, clock=SystemClock())
     return config, store, rules
 
 
@@ -126,7 +130,9 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
             for start in range(0, events, 500):
                 store.commit(
                     "companies",
-                    PageCommit(events=[event(n, 1000) for n in range(start, start + 500)]),
+                    PageCommit(events=[event(n, 1000) for n in range(start, start + 500)]).route(
+                        build_router(rules)
+                    ),
                 )
             t0 = time.perf_counter()
             stats = await dispatcher.run_until_idle()
@@ -144,7 +150,7 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
             total = rate * 5
             for start in range(events, events + total, batch):
                 page = [event(n, 1000) for n in range(start, start + batch)]
-                store.commit("companies", PageCommit(events=page))
+                store.commit("companies", PageCommit(events=page).route(build_router(rules)))
                 now = time.time()
                 for ev in page:
                     committed[ev["id"]] = now
@@ -184,7 +190,9 @@ async def slack_bench(seconds: int) -> None:
                 runner = asyncio.ensure_future(dispatcher.run(stop, poll_interval=0.2))
                 n = 0
                 for _ in range(seconds * 20):  # 20 events/s offered
-                    store.commit("companies", PageCommit(events=[event(n, 50)]))
+                    store.commit(
+                        "companies", PageCommit(events=[event(n, 50)]).route(build_router(rules))
+                    )
                     n += 1
                     dispatcher.wake()
                     await asyncio.sleep(0.05)
@@ -220,12 +228,16 @@ async def nats_bench(events: int, concurrency: int) -> None:
                 for start in range(0, events, 500):
                     store.commit(
                         "companies",
-                        PageCommit(events=[event(n, 1000) for n in range(start, start + 500)]),
+                        PageCommit(
+                            events=[event(n, 1000) for n in range(start, start + 500)]
+                        ).route(build_router(rules)),
                     )
                 await dispatcher.run_until_idle()  # first publish creates the stream: not timed
                 store.commit(
                     "companies",
-                    PageCommit(events=[event(n, 1000) for n in range(events, 2 * events)]),
+                    PageCommit(events=[event(n, 1000) for n in range(events, 2 * events)]).route(
+                        build_router(rules)
+                    ),
                 )
                 t0 = time.perf_counter()
                 stats = await dispatcher.run_until_idle()

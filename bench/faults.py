@@ -3,7 +3,7 @@ tests/reliability/test_fault_matrix.py, with what each fault cost.
 
 For every API fault: the random changes made, keys with a net change, events
 committed, polls that failed (and their error), client retries and 429s, and the
-verdict of watcher/reliability/verify.py (violations must be 0).
+verdict of tests/reliability/verify.py (violations must be 0).
 
     .venv/bin/python bench/faults.py [--seeds 1 2 3]
 """

@@ -50,10 +50,10 @@ from watcher.clock import ScaledClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Daemon
-from watcher.daemon.state import StoreView
 from watcher.daemon.wiring import real_builder
 from watcher.dates import parse_iso
 from watcher.logging import configure_logging
+from watcher.store.view import StoreView
 from watcher.testing.receivers import WebhookReceiver
 from watcher.testing.sim import running_sim
 

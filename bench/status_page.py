@@ -31,13 +31,14 @@ import httpx
 
 from watcher.clock import FakeClock
 from watcher.config import parse_config
+from watcher.core.events import CloudEvent
 from watcher.daemon.http import HttpServer, Readiness, bind, create_app
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import StoreView
 from watcher.daemon.status import collect
 from watcher.dates import format_utc
 from watcher.store.outbox import Outbox
 from watcher.store.store import PageCommit, Store
+from watcher.store.view import StoreView
 
 SOURCES = ("companies", "ctas", "goals")
 RULES = ("arr-drop", "everything")
@@ -48,9 +49,9 @@ def build(path: Path, events: int) -> None:
     now = datetime.now(UTC)
     clock = FakeClock(now - timedelta(days=7))
     routes = [(r, s) for r in RULES for s in SINKS]
-    store = Store.open(path, clock=clock, router=lambda e: routes)
+    store = Store.open(path, clock=clock)
     step = timedelta(days=7) / events
-    batch: list[dict[str, Any]] = []
+    batch: list[CloudEvent] = []
     for n in range(events):
         source = SOURCES[n % 3]
         when = now - timedelta(days=7) + step * n
@@ -58,6 +59,7 @@ def build(path: Path, events: int) -> None:
         batch.append(
             {
                 "specversion": "1.0",
+                "datacontenttype": "application/json",
                 "id": f"ev-{n}",
                 "source": f"gainsight://bench/{source}",
                 "type": "gainsight.company.updated",
@@ -74,10 +76,10 @@ def build(path: Path, events: int) -> None:
         )
         if len(batch) == 1000:
             clock.advance((when - clock.now()).total_seconds())
-            store.commit(source, PageCommit(events=batch))
+            store.commit(source, PageCommit(events=batch).route(lambda _e: routes))
             batch = []
     if batch:
-        store.commit("companies", PageCommit(events=batch))
+        store.commit("companies", PageCommit(events=batch).route(lambda _e: routes))
     for source in SOURCES:
         store.start_poll(f"p-{source}", source, "full", "scheduled")
         store.finish_poll(f"p-{source}", outcome="ok", counts={"records": 5000, "api_calls": 2})

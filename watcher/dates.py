@@ -158,32 +158,6 @@ def normalize_date(value: Any, field: str = "") -> Any:
     return value
 
 
-def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Normalize every date in one flat record (keys as Gainsight sent them).
-
-    Same result as ``{k: normalize_date(v, k) for k, v in record.items()}``, tuned for
-    sweeps of millions of records: the record is copied in C and only values that can
-    be dates are touched (text starting ``dddd-``; whole numbers under date names).
-    """
-    out = record.copy()
-    date_fields = _DATE_FIELD_CACHE
-    epoch_text = _EPOCH_TEXT
-    for name, value in record.items():
-        kind = type(value)
-        if kind is str:
-            if (value[4:5] == "-" or value[:1].isspace()) and not _canonical_shape(value):
-                out[name] = normalize_date(value)
-        elif kind is int:
-            is_date = date_fields.get(name)
-            if is_date is None:
-                is_date = looks_like_date_field(name)
-            if is_date and _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
-                out[name] = epoch_text.get(value) or _format_epoch_ms(value)
-        elif kind is float and looks_like_date_field(name):
-            out[name] = normalize_date(value, name)
-    return out
-
-
 def parse_when(text: str, now: datetime) -> datetime:
     """Parse a CLI time: ISO (``2026-11-23``, ``2026-11-23T16:00Z``) or relative (``2h``)."""
     from watcher.durations import parse_duration

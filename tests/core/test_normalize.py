@@ -156,4 +156,19 @@ def test_date_fields_decide_for_names_that_do_not_look_like_dates() -> None:
         "Deadline": "2025-12-01T00:00:00.000Z"
     }
     assert normalize_record({"Deadline": 42}, ("Deadline",)) == {"Deadline": 42}  # implausible
-    assert normalize_record({"RenewalDate": ms}, ("Deadline",))["RenewalDate"].startswith("2025")
+    assert normalize_record({"RenewalDate": ms})["RenewalDate"].startswith("2025")  # by name
+
+
+def test_date_fields_when_set_are_the_only_fields_whose_numbers_are_dates() -> None:
+    """A source's `date_fields` decides when set: a date-like name it does not list keeps
+    its number (a count in `RenewalDate`); ISO text is still a date in any field."""
+    ms = 1_764_547_200_000
+    out = normalize_record(
+        {"RenewalDate": ms, "Deadline": ms, "Note": "2025-12-01T00:00:00Z"}, ("Deadline",)
+    )
+    assert out == {
+        "RenewalDate": ms,
+        "Deadline": "2025-12-01T00:00:00.000Z",
+        "Note": "2025-12-01T00:00:00.000Z",
+    }
+    assert normalize_record({"RenewalDate": float(ms)}, ("Deadline",)) == {"RenewalDate": ms}

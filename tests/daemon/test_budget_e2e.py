@@ -21,9 +21,9 @@ from watcher.clock import ScaledClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Daemon
-from watcher.daemon.state import StoreView
 from watcher.daemon.wiring import real_builder
 from watcher.store import Store
+from watcher.store.view import StoreView
 from watcher.testing.sim import running_sim
 
 pytestmark = pytest.mark.slow

@@ -6,37 +6,41 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
 from watcher.clock import FakeClock
+from watcher.core.events import CloudEvent
 from watcher.daemon.http import EventSignal, HttpServer, Readiness, bind, create_app
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import StoreView
 from watcher.errors import ConfigError
 from watcher.store import Store
 from watcher.store.store import PageCommit
+from watcher.store.view import StoreView
 
 TOKEN = "feed-token-for-tests-7c1e"
 
 
-def event(n: int, source: str = "companies", change: str = "updated") -> dict[str, Any]:
+def event(n: int, source: str = "companies", change: str = "updated") -> CloudEvent:
     kind = {"companies": "company", "ctas": "cta"}[source]
-    return {
-        "specversion": "1.0",
-        "id": f"0193f5c2-7c1e-7d2a-9c4e-{n:012d}",
-        "source": f"gainsight://acme.gainsightcloud.com/{source}",
-        "type": f"gainsight.{kind}.{change}",
-        "subject": f"KEY{n}",
-        "time": "2026-11-23T16:00:00.000Z",
-        "datacontenttype": "application/json",
-        "data": {"source": source, "key": f"KEY{n}", "change": change},
-    }
+    return cast(
+        CloudEvent,
+        {
+            "specversion": "1.0",
+            "id": f"0193f5c2-7c1e-7d2a-9c4e-{n:012d}",
+            "source": f"gainsight://acme.gainsightcloud.com/{source}",
+            "type": f"gainsight.{kind}.{change}",
+            "subject": f"KEY{n}",
+            "time": "2026-11-23T16:00:00.000Z",
+            "datacontenttype": "application/json",
+            "data": {"source": source, "key": f"KEY{n}", "change": change},
+        },
+    )
 
 
-def commit(store: Store, *events: dict[str, Any]) -> None:
+def commit(store: Store, *events: CloudEvent) -> None:
     """Commit ``events`` in order, one transaction each."""
     for e in events:
         store.commit(e["data"]["source"], PageCommit(events=[e]))

@@ -24,9 +24,9 @@ from watcher.daemon.http import (
 )
 from watcher.daemon.http_guard import guard, host_allowed
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import StoreView
 from watcher.errors import ConfigError
 from watcher.store import Store
+from watcher.store.view import StoreView
 
 
 def app_for(tmp_path: Path, signal: EventSignal | None = None) -> Any:

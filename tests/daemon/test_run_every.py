@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.soak import write_config
 from watcher.cli import build_parser, main
 from watcher.daemon.lock import DaemonLock
-from watcher.reliability.soak import write_config
 
 SECRETS = {
     "SOAK_GAINSIGHT_KEY": "k",

@@ -15,8 +15,8 @@ from structlog.testing import capture_logs
 
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig, WatcherConfig, load_config
+from watcher.core.modes import Mode
 from watcher.daemon.runner import Components, Daemon, PollReport
-from watcher.daemon.schedule import Mode
 from watcher.errors import ConfigError, TransientError
 
 START = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)

@@ -23,9 +23,9 @@ from watcher.clock import SystemClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Daemon
-from watcher.daemon.state import StoreView
 from watcher.daemon.wiring import real_builder
 from watcher.logging import configure_logging
+from watcher.store.view import StoreView
 from watcher.testing.receivers import Reply, SlackReceiver, WebhookReceiver
 from watcher.testing.sim import RunningSim, running_sim
 

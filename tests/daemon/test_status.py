@@ -16,19 +16,21 @@ from tests.rules.events import event
 from watcher.cli import main
 from watcher.clock import FakeClock
 from watcher.config import parse_config
+from watcher.core.events import CloudEvent
 from watcher.daemon.http import Readiness, create_app
 from watcher.daemon.lock import DaemonLock, holder
 from watcher.daemon.metrics import Metrics
-from watcher.daemon.state import ScheduleState, StoreView
 from watcher.daemon.status import collect
 from watcher.daemon.status_page import chart, render
 from watcher.dates import format_utc
 from watcher.errors import StoreError
 from watcher.store import Store
 from watcher.store.outbox import Outbox
+from watcher.store.schedule import ScheduleState
 from watcher.store.status import gainsight_code
 from watcher.store.store import PageCommit
 from watcher.store.usage import ApiUsage
+from watcher.store.view import StoreView
 
 NOW = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
 TOKEN = "status-token-0123456789abcdef"
@@ -65,10 +67,14 @@ def db(tmp_path: Path) -> Path:
     """A store with polls (one failed with a Gainsight code), events, deliveries, a pause."""
     path = tmp_path / "watcher.db"
     clock = FakeClock(NOW - timedelta(days=2))
-    store = Store.open(path, clock=clock, router=lambda e: [("notify", "hook"), ("notify", "js")])
+    store = Store.open(path, clock=clock)
+
+    def route(_event: CloudEvent) -> list[tuple[str, str]]:
+        return [("notify", "hook"), ("notify", "js")]
+
     old = event("created", key="C0", after={"Gsid": "C0"}, time=at(timedelta(days=2)))
     old["id"] = "e-old"
-    store.commit("companies", PageCommit(events=[old]))  # outside every 24-hour figure
+    store.commit("companies", PageCommit(events=[old]).route(route))  # outside every 24-hour figure
     hook_old = Outbox(store.db).pending_window("hook", limit=10)
     Outbox(store.db).mark_delivered([r.id for r in hook_old], NOW - timedelta(days=2))
     clock.advance((NOW - timedelta(minutes=10) - clock.now()).total_seconds())
@@ -93,7 +99,7 @@ def db(tmp_path: Path) -> Path:
             poll_id="p1",
             poll_counts={"records": 2, "api_calls": 3},
             state={"watermark": "2026-11-23T16:00:00.000Z"},
-        ),
+        ).route(route),
     )
     store.finish_poll("p1", outcome="ok")
     store.start_poll("p2", "ctas", "full", "scheduled")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from tests.rules.events import event
 from watcher.clock import FakeClock
 from watcher.config import WatcherConfig, parse_config
+from watcher.core.events import CloudEvent
 from watcher.delivery.dispatcher import Dispatcher
 from watcher.delivery.sinks import build_sinks
 from watcher.rules.loader import RuleSet
@@ -81,7 +82,8 @@ class Harness:
         self.config = make_config(sinks)
         self.rules = rules
         self.db = open_database(tmp_path / "watcher.db")
-        self.store = Store(self.db, clock=clock, router=build_router(rules))
+        self.store = Store(self.db, clock=clock)
+        self.router = build_router(rules)
         self.environ = {"WH_SECRET": SECRET, **(environ or {})}
         self.sinks = build_sinks(self.config, http=http, clock=clock, environ=self.environ)
         self.dispatcher = self.new_dispatcher()
@@ -95,8 +97,9 @@ class Harness:
             sink_configs=self.config.sinks,
         )
 
-    def commit(self, *events: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.store.commit("companies", PageCommit(events=list(events)))
+    def commit(self, *events: Mapping[str, Any]) -> list[CloudEvent]:
+        page = PageCommit(events=cast(list[CloudEvent], list(events)))
+        return self.store.commit("companies", page.route(self.router))
 
     def statuses(self) -> dict[str, int]:
         return self.dispatcher.outbox.counts()
@@ -120,7 +123,7 @@ def harness(
 
 def arr_change(
     key: str, old: float, new: float, n: int = 0, *, time: str | None = None
-) -> dict[str, Any]:
+) -> CloudEvent:
     """An Arr update of company ``key``; ``n`` makes the event id unique; ``time`` is
     when the change was seen (the event's ``time``)."""
     ev = event(

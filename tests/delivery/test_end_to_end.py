@@ -63,10 +63,16 @@ async def test_arr_drop_in_the_sim_reaches_slack_and_a_signed_webhook(tmp_path: 
             )
             rules = load_rules(config, base_dir=tmp_path)
             db = open_database(tmp_path / "watcher.db")
-            store = Store(db, clock=clock, router=build_router(rules))
+            store = Store(db, clock=clock)
             source = config.source("companies")
             async with open_client(config, clock=clock, base_dir=tmp_path, environ=env) as client:
-                poller = Poller(store, client, host=config.gainsight.host, clock=clock)
+                poller = Poller(
+                    store,
+                    client,
+                    host=config.gainsight.host,
+                    clock=clock,
+                    matcher=build_router(rules),
+                )
                 await poller.poll(source, "full")  # silent baseline
                 dropped, nudged = sim.tenant.keys("Company")[:2]
                 arr = _stored(sim.tenant.get("Company", dropped))["Arr"] or 100000.0

@@ -176,15 +176,16 @@ async def test_a_replay_keeps_the_webhook_id_and_new_ids_give_a_fresh_signed_one
     (stored,) = h.commit(arr_change("C1", 100.0, 80.0))
     await h.dispatcher.run_until_idle()
     outbox = h.dispatcher.outbox
-    common = {
-        "event_sequence": stored["sequence"],
-        "event_id": stored["id"],
-        "order_key": "companies:C1",
-        "now": h.clock.now(),
-        "tag": "replay",
-    }
-    outbox.queue(routes=[("all", "crm")], **common)
-    outbox.queue(routes=[("all", "crm")], message_id="replay-1234", **common)
+    for message_id in (None, "replay-1234"):
+        outbox.queue(
+            routes=[("all", "crm")],
+            event_sequence=stored["sequence"],
+            event_id=stored["id"],
+            order_key="companies:C1",
+            now=h.clock.now(),
+            tag="replay",
+            message_id=message_id,
+        )
     await h.dispatcher.run_until_idle()
     first, *replays = webhook.ok
     (same,) = [r for r in replays if r.headers["webhook-id"] == stored["id"]]

@@ -10,6 +10,7 @@ import pytest
 
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig, parse_config
+from watcher.core.normalize import normalize_record
 from watcher.errors import ApiError, AuthError, MalformedResponseError
 from watcher.gainsight import Condition, GainsightClient, Priority, check_connection
 from watcher.gainsight.query import modified_since
@@ -103,12 +104,17 @@ async def test_every_empty_form_reads_as_no_rows(form: str, src: SourceConfig) -
 
 
 async def test_epoch_ms_and_iso_dates_normalize_to_the_same_values() -> None:
+    """The client hands records over as received; the one normalization makes the epoch-ms
+    and ISO answers of one tenant equal."""
     clock = FakeClock()
     with running_sim(companies=25, clock=clock, date_modes={"company": "epoch_ms"}) as sim:
         async with sim_client(sim.base_url, clock=clock) as client:
-            as_epoch = await read(client, COMPANIES)
+            raw_epoch = await read(client, COMPANIES)
             sim.tenant.options.date_modes = {"company": "iso"}
-            as_iso = await read(client, COMPANIES)
+            raw_iso = await read(client, COMPANIES)
+    assert raw_epoch != raw_iso  # as received
+    as_epoch = [normalize_record(r) for r in raw_epoch]
+    as_iso = [normalize_record(r) for r in raw_iso]
     assert as_epoch == as_iso
     sample = as_iso[0]
     assert sample["ModifiedDate"].endswith("Z")

@@ -7,8 +7,10 @@ from typing import Any
 
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
-from watcher.poll import MemorySource, Poller
+from watcher.core.events import CloudEvent
+from watcher.poll import Poller
 from watcher.store import Store
+from watcher.testing.memory import MemorySource
 
 HOST = "acme.gainsightcloud.com"
 
@@ -58,7 +60,7 @@ class Harness:
         self.store = Store.open(self.path, clock=self.clock)
         self.poller = Poller(self.store, self.feed, host=HOST, clock=self.clock, **poller_options)
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[CloudEvent]:
         return [e.cloudevent() for e in self.store.list_events()]
 
     def changes(self) -> list[tuple[str, str]]:

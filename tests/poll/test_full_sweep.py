@@ -12,8 +12,8 @@ import pytest
 
 from tests.poll.helpers import Harness, company, source_config, tenant
 from watcher.errors import PollError, TransientError
-from watcher.poll import MIN_HELD_DELETES, MemorySource
-from watcher.poll.source import MemoryPage
+from watcher.poll import MIN_HELD_DELETES
+from watcher.testing.memory import MemoryPage, MemorySource
 
 
 async def test_first_sweep_is_a_silent_baseline(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.poll.helpers import Harness, company, source_config, tenant
-from watcher.poll.source import MemoryDeleted
+from watcher.testing.memory import MemoryDeleted
 
 
 async def test_incremental_reads_since_watermark_less_overlap(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.poll.helpers import Harness, company, source_config, tenant
-from watcher.poll import MemorySource
+from watcher.errors import PollError
+from watcher.testing.memory import MemorySource
 
 
 class Killed(BaseException):
@@ -99,17 +101,23 @@ async def test_kill_inside_the_commit_rolls_back_the_page(
     h = Harness(path, feed)
     calls = Counter[str]()
 
-    def router(_event: dict[str, Any]) -> list[tuple[str, str]]:
+    def crash() -> None:  # runs inside the commit's transaction, per delivery row
         calls["n"] += 1
         if calls["n"] == 3:
             raise Killed
+
+    def route(_event: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [("rule", "sink")]
 
-    h.store.router = router
-    with pytest.raises(Killed):
+    h.poller.matcher = route
+    h.store.conn.create_function("crash", 0, crash)
+    h.store.conn.execute(
+        "CREATE TEMP TRIGGER crash AFTER INSERT ON deliveries BEGIN SELECT crash(); END"
+    )
+    with pytest.raises(PollError, match="user-defined function raised exception"):
         await h.poller.poll(source_config())
-    h.reopen()
-    h.store.router = lambda _e: [("rule", "sink")]
+    assert calls["n"] == 3
+    h.reopen(matcher=route)
     await h.poller.poll(source_config())
     assert sorted(h.changes()) == EXPECTED
     deliveries = h.store.db.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM deliveries")

@@ -15,9 +15,10 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from tests.poll.helpers import Harness, company, source_config, tenant
-from watcher.poll import MIN_HELD_DELETES, MemorySource
+from watcher.poll import MIN_HELD_DELETES
 from watcher.poll.intake import MAX_WARNINGS
 from watcher.store.store import event_text
+from watcher.testing.memory import MemorySource
 
 
 def nested(depth: int) -> Any:
@@ -93,7 +94,7 @@ async def test_a_key_twice_in_one_page_keeps_the_stored_copy_whatever_the_order(
 
     class Twice(MemorySource):
         async def iter_pages(self, source: Any, **_: Any) -> Any:
-            from watcher.poll.source import MemoryPage
+            from watcher.testing.memory import MemoryPage
 
             yield MemoryPage([dict(r) for r in pages[self.calls % 2]], 1)
             self.calls += 1
@@ -230,6 +231,25 @@ async def test_date_fields_makes_epoch_numbers_dates_whatever_the_name(tmp_path:
     await h.poller.poll(src)
     (event,) = h.events()
     assert set(event["data"]["changes"]) == {"Arr"}
+
+
+async def test_date_fields_when_set_decide_alone(tmp_path: Path) -> None:
+    """With `date_fields` set, a date-like name it does not list keeps its number (a count
+    stored in `RenewalDate`); without it, the name rule makes that number a date."""
+    ms = 1_764_547_200_000
+    feed = tenant(2)
+    feed.records["1P02000001"]["RenewalDate"] = ms
+    feed.records["1P02000001"]["Deadline"] = ms
+    h = Harness(tmp_path / "w.db", feed)
+    await h.poller.poll(source_config(date_fields=("Deadline",)))
+    snap = dict(h.store.iter_snapshots("companies"))["1P02000001"]
+    assert snap["RenewalDate"] == ms
+    assert snap["Deadline"] == "2025-12-01T00:00:00.000Z"
+    other = Harness(tmp_path / "x.db", feed)
+    await other.poller.poll(source_config())
+    snap = dict(other.store.iter_snapshots("companies"))["1P02000001"]
+    assert snap["RenewalDate"] == "2025-12-01T00:00:00.000Z"
+    assert snap["Deadline"] == ms
 
 
 async def test_adding_a_date_field_later_is_not_a_change(tmp_path: Path) -> None:

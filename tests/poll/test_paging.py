@@ -10,7 +10,7 @@ import pytest
 
 from tests.poll.helpers import Harness, source_config, tenant
 from watcher.poll.paging import read_ahead
-from watcher.poll.source import MemoryPage
+from watcher.testing.memory import MemoryPage
 
 CTAS = {
     "name": "ctas",

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.reliability.verify import Verdict, check_truth
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.core.normalize import normalize_record
 from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
-from watcher.reliability.verify import Verdict, check_truth
 from watcher.sim.schema import COMPANY, CTA
 from watcher.store import Store
 from watcher.testing.sim import running_sim

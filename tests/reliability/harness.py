@@ -4,7 +4,7 @@ The simulated tenant over loopback (``running_sim``, FakeClock), the real
 :class:`GainsightClient`, the real poll engine and a real SQLite store whose router
 queues one delivery per change event, and (optionally) the real dispatcher with
 real local receivers. After a run with faults, a quiet settling sweep, and the
-verdict of :mod:`watcher.reliability.verify`: the events composed per key equal the
+verdict of :mod:`tests.reliability.verify`: the events composed per key equal the
 tenant's net changes (none missing, none false, no false delete), the store equals
 the tenant, and every event reached its receiver.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from tests.reliability.verify import Verdict, check_deliveries, check_truth
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig, WatcherConfig, parse_config
 from watcher.core.normalize import normalize_record
@@ -30,7 +31,6 @@ from watcher.delivery.sinks import build_sinks
 from watcher.errors import PollError, StoreError
 from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
-from watcher.reliability.verify import Verdict, check_deliveries, check_truth
 from watcher.rules.loader import RuleSet
 from watcher.rules.match import build_router
 from watcher.rules.models import Rule
@@ -204,9 +204,14 @@ async def e2e(
                     for name in sink_names
                 )
             )
-            store = Store(db, clock=clock, router=build_router(rules))
+            store = Store(db, clock=clock)
             harness = E2E(
-                sim, clock, client, store, Poller(store, client, host="sim", clock=clock), path
+                sim,
+                clock,
+                client,
+                store,
+                Poller(store, client, host="sim", clock=clock, matcher=build_router(rules)),
+                path,
             )
             if sinks:
                 config = config_with(sinks)

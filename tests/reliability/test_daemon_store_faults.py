@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.reliability.soak import Soak, SoakOptions, write_config
+from tests.reliability.soak import Soak, SoakOptions, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 Each case runs random changes in the simulated tenant (over loopback, FakeClock)
 through the real client, poll engine and SQLite store while the fault is on, then
-turns it off and settles. Verdict (watcher/reliability/verify.py): the events,
+turns it off and settles. Verdict (tests/reliability/verify.py): the events,
 composed per key, equal the tenant's net changes - no change without an event, no
 event without a change, no false delete - and the store equals the tenant. Each
 case also asserts the fault's own signal: the retry that helped, or the clear
@@ -147,7 +147,7 @@ async def test_a_sink_down_for_hours_and_slack_429s_lose_no_delivery(tmp_path: P
             crm_rows = h.store.conn.execute(
                 "SELECT event_id, status FROM deliveries WHERE sink = 'crm'"
             ).fetchall()
-            from watcher.reliability.verify import Verdict, check_deliveries
+            from tests.reliability.verify import Verdict, check_deliveries
 
             delivered = Verdict()
             check_deliveries(delivered, events, [(a, b) for a, b in crm_rows], crm)

@@ -3,7 +3,7 @@
 Real processes on loopback: ``watcher sim`` with a continuous stream of changes,
 the daemon (killed with SIGKILL three times at random moments and restarted), and
 a webhook receiver; then the tenant's ground truth, the store's events and the
-receiver's log must agree (see watcher/reliability/verify.py).
+receiver's log must agree (see tests/reliability/verify.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.reliability.soak import SoakOptions, run_soak
+from tests.reliability.soak import SoakOptions, run_soak
 
 
 @pytest.mark.soak

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from watcher.reliability.verify import Verdict, check_deliveries, check_truth
+from tests.reliability.verify import Verdict, check_deliveries, check_truth
 
 IGN = ("ModifiedDate",)
 

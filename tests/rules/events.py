@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+from watcher.core.events import CloudEvent
 
 
 def event(
@@ -13,7 +15,7 @@ def event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     time: str = "2026-11-23T16:00:00.000Z",
-) -> dict[str, Any]:
+) -> CloudEvent:
     """A CloudEvent; ``changes`` is derived from ``before``/``after`` like the diff does."""
     if change == "created":
         before = None
@@ -28,27 +30,30 @@ def event(
         }
     else:
         changes = {}
-    return {
-        "specversion": "1.0",
-        "id": f"evt-{key}-{change}",
-        "source": f"gainsight://acme.gainsightcloud.com/{source}",
-        "type": f"gainsight.company.{change}",
-        "subject": key,
-        "time": time,
-        "datacontenttype": "application/json",
-        "data": {
-            "source": source,
-            "object": "Company",
-            "key": key,
-            "change": change,
-            "changes": changes,
-            "before": before,
-            "after": after,
-            "poll": {"id": "p1", "mode": "full"},
+    return cast(
+        CloudEvent,
+        {
+            "specversion": "1.0",
+            "id": f"evt-{key}-{change}",
+            "source": f"gainsight://acme.gainsightcloud.com/{source}",
+            "type": f"gainsight.company.{change}",
+            "subject": key,
+            "time": time,
+            "datacontenttype": "application/json",
+            "data": {
+                "source": source,
+                "object": "Company",
+                "key": key,
+                "change": change,
+                "changes": changes,
+                "before": before,
+                "after": after,
+                "poll": {"id": "p1", "mode": "full"},
+            },
         },
-    }
+    )
 
 
-def updated(field: str, old: Any, new: Any, **extra: Any) -> dict[str, Any]:
+def updated(field: str, old: Any, new: Any, **extra: Any) -> CloudEvent:
     base = {"Gsid": "C1", "Name": "Acme", **extra}
     return event("updated", before={**base, field: old}, after={**base, field: new})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ def cond(**kw: Any) -> Condition:
     return Condition.model_validate(kw)
 
 
-def holds(c: dict[str, Any], ev: dict[str, Any]) -> bool:
+def holds(c: dict[str, Any], ev: Mapping[str, Any]) -> bool:
     return condition_holds(cond(**c), ev["data"], ev["time"])
 
 

@@ -3,6 +3,7 @@ coercion rule, created/deleted as transitions, crossings across null, delete_hel
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.rules.events import event, updated
-from watcher.core.events import delete_held_event
+from watcher.core.events import CloudEvent, delete_held_event
 from watcher.dates import parse_iso
 from watcher.rules.loader import RuleSet
 from watcher.rules.match import (
@@ -23,7 +24,7 @@ from watcher.rules.match import (
 from watcher.rules.models import Condition, Rule
 
 
-def holds(c: dict[str, Any], ev: dict[str, Any], zone: Any = None) -> bool:
+def holds(c: dict[str, Any], ev: Mapping[str, Any], zone: Any = None) -> bool:
     cond = Condition.model_validate(c)
     if zone is None:
         return condition_holds(cond, ev["data"], ev["time"])
@@ -59,7 +60,7 @@ def test_a_datetime_due_date_is_overdue_from_its_instant() -> None:
     assert not holds({"field": "D", "overdue": True}, updated("D", None, at))
 
 
-def _due(day: str, seen_at: str) -> dict[str, Any]:
+def _due(day: str, seen_at: str) -> CloudEvent:
     ev = event(
         "updated",
         source="ctas",
@@ -283,7 +284,7 @@ def test_text_is_case_sensitive_unless_ignore_case() -> None:
 # -- semantics: delete_held can be routed --------------------------------------------
 
 
-def _held() -> dict[str, Any]:
+def _held() -> CloudEvent:
     from datetime import UTC, datetime
 
     return delete_held_event(

@@ -75,14 +75,14 @@ def populate(tmp_path: Path) -> tuple[Store, FakeClock, dict[str, int]]:
     """Four old events (day 0) with delivered / pending / dead / no deliveries, a
     recent one (day 100), and polls on day 0 and day 100."""
     clock = FakeClock(START)
-    store = Store.open(tmp_path / "watcher.db", clock=clock, router=routed)
+    store = Store.open(tmp_path / "watcher.db", clock=clock)
     outbox = Outbox(store.db)
     seqs: dict[str, int] = {}
     for name in ("delivered", "pending", "dead", "suppressed"):
         ev = event("created", key=name, after={"Name": f"{MARKER} {name}" * 40},
                    time="2026-01-01T00:00:00.000Z")  # fmt: skip
         ev["id"] = f"evt-{name}"
-        (stored,) = store.commit("companies", PageCommit(events=[ev]))
+        (stored,) = store.commit("companies", PageCommit(events=[ev]).route(routed))
         seqs[name] = stored["sequence"]
     rows = {r.event_id: r for r in outbox.list_deliveries()}
     outbox.mark_delivered([rows["evt-delivered"].id], clock.now())
@@ -94,7 +94,7 @@ def populate(tmp_path: Path) -> tuple[Store, FakeClock, dict[str, int]]:
     recent = event("created", key="recent", after={"Name": "Recent"},
                    time="2026-04-11T00:00:00.000Z")  # fmt: skip
     recent["id"] = "evt-recent"
-    store.commit("companies", PageCommit(events=[recent]))
+    store.commit("companies", PageCommit(events=[recent]).route(routed))
     store.start_poll("p-new", "companies", "full", "scheduled")
     store.finish_poll("p-new", outcome="ok")
     return store, clock, seqs

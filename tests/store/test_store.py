@@ -5,28 +5,32 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import pytest
 from sqlite_utils import Database
 
 from watcher.clock import FakeClock
+from watcher.core.events import CloudEvent
 from watcher.errors import StoreError, StoreLockedError
 from watcher.store import PageCommit, Store, delivery_id, open_database
 from watcher.store.db import MIGRATIONS, classify, migrate, schema_version
 
 
-def event(eid: str, subject: str = "K1", kind: str = "updated") -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": eid,
-        "source": "gainsight://h/companies",
-        "type": f"gainsight.company.{kind}",
-        "subject": subject,
-        "time": "2026-11-23T16:00:00.000Z",
-        "datacontenttype": "application/json",
-        "data": {"key": subject},
-    }
+def event(eid: str, subject: str = "K1", kind: str = "updated") -> CloudEvent:
+    return cast(
+        CloudEvent,
+        {
+            "specversion": "1.0",
+            "id": eid,
+            "source": "gainsight://h/companies",
+            "type": f"gainsight.company.{kind}",
+            "subject": subject,
+            "time": "2026-11-23T16:00:00.000Z",
+            "datacontenttype": "application/json",
+            "data": {"key": subject},
+        },
+    )
 
 
 @pytest.fixture
@@ -60,25 +64,21 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_commit_writes_snapshots_events_and_deliveries_with_increasing_sequence(
     tmp_path: Path,
 ) -> None:
-    """One commit: snapshots, events (sequence 1, 2, ...) and one delivery per routed pair."""
-    routed: list[dict[str, Any]] = []
-
-    def router(ev: dict[str, Any]) -> list[tuple[str, str]]:
-        routed.append(ev)
-        return [("arr-drop", "crm"), ("arr-drop", "slack")]
-
-    store = Store.open(tmp_path / "w.db", clock=FakeClock(), router=router)
+    """One commit: snapshots, events (sequence 1, 2, ...) and one delivery per routed pair
+    (the routes come with the commit: the store matches nothing)."""
+    pairs = [("arr-drop", "crm"), ("arr-drop", "slack")]
+    store = Store.open(tmp_path / "w.db", clock=FakeClock())
     out = store.commit(
         "companies",
         PageCommit(
             writes=[("K1", 11, {"Gsid": "K1"}), ("K2", 22, {"Gsid": "K2"})],
             events=[event("e1"), event("e2", "K2")],
+            routes=[pairs, pairs],
             poll_id="p",
         ),
     )
     assert [e["sequence"] for e in out] == [1, 2]
-    assert [e["sequence"] for e in routed] == [1, 2]
-    out2 = store.commit("companies", PageCommit(events=[event("e3")]))
+    out2 = store.commit("companies", PageCommit(events=[event("e3")], routes=[pairs]))
     assert out2[0]["sequence"] == 3
     assert store.fingerprints("companies", ["K1", "K2", "K3"]) == {"K1": 11, "K2": 22}
     rows = list(store.db.query("SELECT * FROM deliveries ORDER BY event_sequence, sink"))
@@ -92,18 +92,39 @@ def test_commit_writes_snapshots_events_and_deliveries_with_increasing_sequence(
     assert json.loads(stored.body)["sequence"] == 1
 
 
-def test_a_failing_router_rolls_back_the_whole_commit(store: Store) -> None:
+def test_a_failing_delivery_insert_rolls_back_the_whole_commit(store: Store) -> None:
     """Snapshot change, event and deliveries commit together or not at all."""
-
-    def broken(_ev: dict[str, Any]) -> list[tuple[str, str]]:
-        raise RuntimeError("router bug")
-
-    store.router = broken
-    with pytest.raises(RuntimeError):
-        store.commit("companies", PageCommit(writes=[("K1", 1, {})], events=[event("e1")]))
+    store.conn.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON deliveries "
+        "BEGIN SELECT RAISE(ABORT, 'delivery refused'); END"
+    )
+    page = PageCommit(writes=[("K1", 1, {})], events=[event("e1")], routes=[[("r", "s")]])
+    with pytest.raises(StoreError, match="delivery refused"):
+        store.commit("companies", page)
     assert store.count_snapshots("companies") == 0
     assert store.list_events() == []
     assert not store.conn.in_transaction
+
+
+def test_a_commit_keeps_the_delivery_ids_of_earlier_versions(store: Store) -> None:
+    """A poll commit's delivery id is sha256(event, rule, sink) as before: a daemon
+    upgraded with deliveries pending, re-running the interrupted poll's commit, neither
+    queues the delivery twice nor loses it; a replay's ids differ every time."""
+    import hashlib
+
+    old = hashlib.sha256(b"e1\x00arr-drop\x00crm").hexdigest()[:32]
+    assert delivery_id("e1", "arr-drop", "crm") == old
+    first = delivery_id("e1", "arr-drop", "crm", "replay-1")
+    assert first not in (old, delivery_id("e1", "arr-drop", "crm", "replay-2"))
+    store.conn.execute(
+        "INSERT INTO deliveries (id, event_sequence, event_id, rule, sink, order_key, status, "
+        "attempts, next_attempt_at, created_at) VALUES (?, 1, 'e1', 'arr-drop', 'crm', "
+        "'companies:K1', 'pending', 2, 0, '2026-01-01T00:00:00.000Z')",
+        (old,),
+    )
+    store.commit("companies", PageCommit(events=[event("e1")], routes=[[("arr-drop", "crm")]]))
+    rows = list(store.db.query("SELECT id, attempts FROM deliveries"))
+    assert rows == [{"id": old, "attempts": 2}]
 
 
 def test_sequence_never_reuses_numbers_after_a_rollback(store: Store) -> None:

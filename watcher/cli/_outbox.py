@@ -26,8 +26,9 @@ class Context:
 
     @property
     def db_path(self) -> Path:
-        path = Path(self.config.store.path)
-        return path if path.is_absolute() else self.base_dir / path
+        from watcher.store.db import store_path
+
+        return store_path(self.config, self.base_dir)
 
 
 def load(args: argparse.Namespace) -> Context:

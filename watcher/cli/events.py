@@ -84,8 +84,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _store(args: argparse.Namespace) -> Store:
     """Open the configured store; imported lazily so `watcher --help` starts fast."""
     from watcher.cli import config_path
-    from watcher.cli.poll import store_path
     from watcher.store import Store
+    from watcher.store.db import store_path
 
     path = Path(config_path(args))
     config = load_config(path)

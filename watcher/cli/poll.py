@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from watcher.config import SourceConfig, WatcherConfig, load_config
 from watcher.errors import ConfigError
 from watcher.logging import configure_logging
+from watcher.store.db import store_path
+
+if TYPE_CHECKING:
+    from watcher.rules.match import Router
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,12 +74,7 @@ def find_source(config: WatcherConfig, name: str) -> SourceConfig:
     raise ConfigError(f"unknown source {name!r}; the config has: {names}")
 
 
-def store_path(config: WatcherConfig, base_dir: Path) -> Path:
-    path = Path(config.store.path)
-    return path if path.is_absolute() else base_dir / path
-
-
-def _router(config: WatcherConfig, base_dir: Path) -> Any:
+def _router(config: WatcherConfig, base_dir: Path) -> Router:
     from watcher.delivery.sinks import load_checked_rules
     from watcher.rules.match import build_router
 
@@ -121,7 +121,7 @@ async def _poll(
     source: SourceConfig,
     mode: str,
     base_dir: Path,
-    router: Any,
+    router: Router,
     dry_run: bool,
     allow_mass_delete: bool,
 ) -> Any:
@@ -131,13 +131,13 @@ async def _poll(
     from watcher.store import Store
 
     clock = SystemClock()
-    store = Store.open(store_path(config, base_dir), clock=clock, router=router)
+    store = Store.open(store_path(config, base_dir), clock=clock)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with open_client(config, clock=clock, base_dir=base_dir) as client:
             if progress is not None:
                 client.on_retry = progress.note
-            poller = Poller(store, client, host=config.gainsight.host, clock=clock)
+            poller = Poller(store, client, host=config.gainsight.host, clock=clock, matcher=router)
             try:
                 return await poller.poll(
                     source,
@@ -243,7 +243,7 @@ def _baseline_note(result: Any) -> str:
     return "" if emitted else "  (baseline: stored silently, no events)"
 
 
-def describe_event(event: dict[str, Any]) -> str:
+def describe_event(event: Mapping[str, Any]) -> str:
     """``#12 updated 1P02... Arr: 100000 -> 90000, Stage: ...`` (one line)."""
     data = event.get("data") or {}
     change = data.get("change", event.get("type", ""))

@@ -23,12 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from watcher.cli import config_path
     from watcher.clock import SystemClock
     from watcher.config import load_config
+    from watcher.store.db import store_path
     from watcher.store.retention import purge_file
 
     path = Path(config_path(args))
     config = load_config(path)
-    db = Path(config.store.path)
-    db = db if db.is_absolute() else path.parent / db
+    db = store_path(config, path.parent)
     result = purge_file(db, config.store, SystemClock().now(), dry_run=args.dry_run)
     store = config.store
     verb = "would delete" if result.dry_run else "deleted"

@@ -33,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     from watcher.cli._outbox import check_name, load, open_outbox
     from watcher.clock import SystemClock
+    from watcher.core.events import order_key
     from watcher.dates import format_utc, parse_when
     from watcher.errors import ConfigError
-    from watcher.rules.match import order_key, rule_matches
+    from watcher.rules.match import rule_matches
+    from watcher.store.events import events_since
 
     ctx = load(args)
     check_name(ctx, rule=args.rule, sink=args.sink)
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     rules = [r for r in ctx.rules if (r.name == args.rule if args.rule else r.enabled)]
     outbox = open_outbox(ctx)
     events = queued = 0
-    for sequence, event_id, body in outbox.events_since(format_utc(since)):
+    for sequence, event_id, body in events_since(outbox.conn, format_utc(since)):
         event = json.loads(body)
         routes = [
             (rule.name, sink)

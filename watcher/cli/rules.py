@@ -92,11 +92,11 @@ def _read_events(args: argparse.Namespace, ctx: Any) -> list[dict[str, Any]]:
     if args.last < 1:
         raise ConfigError("--last must be at least 1")
     from watcher.cli._outbox import open_readonly
-    from watcher.store.outbox import Outbox
+    from watcher.store.events import last_events
 
     db = open_readonly(ctx)
     try:
-        return [json.loads(body) for _, _, body in Outbox(db).last_events(args.last)]
+        return [json.loads(body) for _, _, body in last_events(db.conn, args.last)]
     finally:
         db.conn.close()
 

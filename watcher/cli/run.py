@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from watcher.cli import config_path
     from watcher.cli.check import check_secrets
     from watcher.daemon.lock import DaemonLock
-    from watcher.daemon.wiring import mark_interrupted, store_path
+    from watcher.daemon.wiring import mark_interrupted
+    from watcher.store.db import store_path
 
     path = Path(config_path(args))
     config = load_config(path)
@@ -84,8 +85,9 @@ def build_daemon(
     from watcher.daemon.metrics import Metrics
     from watcher.daemon.runner import Daemon
     from watcher.daemon.sdnotify import Notifier
-    from watcher.daemon.state import StoreView
-    from watcher.daemon.wiring import real_builder, store_path
+    from watcher.daemon.wiring import real_builder
+    from watcher.store.db import store_path
+    from watcher.store.view import StoreView
 
     clock = SystemClock()
     base_dir = path.parent

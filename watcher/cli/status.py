@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from watcher.clock import SystemClock
     from watcher.config import load_config
     from watcher.daemon.status import collect
-    from watcher.daemon.wiring import store_path
     from watcher.delivery.sinks import load_checked_rules
     from watcher.logging import redact
+    from watcher.store.db import store_path
 
     paths = [Path(p) for p in (args.status_configs or [config_path(args)])]
     loaded = []

@@ -10,12 +10,33 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from watcher.core.diff import Change
 from watcher.dates import format_utc, to_epoch_ms
 
 SPECVERSION = "1.0"
+
+
+class CloudEvent(TypedDict):
+    """A change event as stored and delivered (CloudEvents 1.0, structured JSON).
+
+    ``sequence`` is set by the store when the event is committed; ``data`` is the
+    change (``source``, ``key``, ``change``, ``changes``, ``before``, ``after``, ``poll``)
+    or, for a delete-held event, the hold.
+    """
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: str
+    datacontenttype: str
+    data: dict[str, Any]
+    sequence: NotRequired[int]
+
+
 DELETE_HELD_TYPE = "gainsight.watcher.delete_held"
 
 
@@ -44,7 +65,7 @@ def change_event(
     event_kind: str,
     poll_id: str,
     poll_mode: str,
-) -> dict[str, Any]:
+) -> CloudEvent:
     """The CloudEvent for one :class:`~watcher.core.diff.Change` (without ``sequence``)."""
     return {
         "specversion": SPECVERSION,
@@ -81,7 +102,7 @@ def delete_held_event(
     max_delete_fraction: float,
     sample_keys: list[str],
     reason: str = "the deletes exceed max_delete_fraction",
-) -> dict[str, Any]:
+) -> CloudEvent:
     """One event saying a sweep's deletes were held instead of applied, and why."""
     fraction = held / total if total else 1.0
     return {
@@ -108,7 +129,20 @@ def delete_held_event(
     }
 
 
-def with_sequence(event: Mapping[str, Any], sequence: int) -> dict[str, Any]:
+def order_key(event: Mapping[str, Any], source: str | None = None) -> str:
+    """``"<source>:<key>"``: for one sink, deliveries with the same key keep event order.
+
+    The one definition, used when a poll's commit (which knows ``source``) and
+    ``watcher replay`` (which reads it from ``data.source``) queue deliveries. A
+    delete-held event, which has no key, uses its subject: the source name.
+    """
+    data = event.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    name = data.get("source") if source is None else source
+    return f"{name}:{data.get('key', event.get('subject'))}"
+
+
+def with_sequence(event: Mapping[str, Any], sequence: int) -> CloudEvent:
     """The event as delivered: ``sequence`` placed after ``datacontenttype``."""
     out: dict[str, Any] = {}
     for name, value in event.items():
@@ -117,4 +151,4 @@ def with_sequence(event: Mapping[str, Any], sequence: int) -> dict[str, Any]:
         out[name] = value
     if "sequence" not in out:
         out["sequence"] = sequence
-    return out
+    return cast(CloudEvent, out)

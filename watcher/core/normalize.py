@@ -18,9 +18,13 @@ any order. :func:`normalize_record` maps every spelling to one canonical form:
   :data:`MAX_DEPTH` levels is replaced by the text :data:`TOO_DEEP` (a record is
   flat; a value nested 500 deep would otherwise exhaust the stack).
 
-Numbers are dates (epoch milliseconds) in fields whose names look like dates
-(``RenewalDate``, ``DeletedOn``) and in the fields the caller names
-(``date_fields``, a source setting: ``Deadline`` sent as epoch ms).
+Numbers are dates (epoch milliseconds) in the fields the caller names (``date_fields``,
+a source setting) when it names any; otherwise in fields whose names look like dates
+(``RenewalDate``, ``DeletedOn``). Text in ISO-8601 form is a date in any field.
+
+This is the one normalization of records: the Gainsight client hands records over as
+received, and the poll engine normalizes a record once, when its fingerprint (taken
+as received) differs from the stored one (:meth:`watcher.poll.pages.PageWork._compare`).
 
 :func:`fingerprint` hashes a normalized record, a fast path that lets unchanged
 records skip the field-by-field comparison. Normalization is
@@ -60,11 +64,15 @@ def _is_date_field(field: str) -> bool:
 
 
 def date_test(date_fields: Collection[str] = ()) -> DateTest:
-    """Whether a field's numbers are dates: its name looks like one, or it is listed."""
+    """Whether a field's numbers are dates.
+
+    A source's ``date_fields``, when set, decides: numbers are dates in the listed
+    fields and nowhere else (a ``RenewalDate`` holding a plain count stays a number).
+    When it is not set, a field whose name looks like a date holds dates.
+    """
     if not date_fields:
         return _is_date_field
-    listed = frozenset(date_fields)
-    return lambda field: field in listed or _is_date_field(field)
+    return frozenset(date_fields).__contains__
 
 
 def clean_text(value: str) -> str:

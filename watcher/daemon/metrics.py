@@ -8,7 +8,6 @@ time through a :class:`StoreStats` callback, so they are right even after a rest
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client import (
@@ -22,16 +21,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from watcher.store.view import StoreStats
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """What the store says at scrape time."""
-
-    outbox_depth: int = 0
-    oldest_pending_age_s: float = 0.0
-    deliveries: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, status) -> n
 
 
 class _StoreCollector(Collector):

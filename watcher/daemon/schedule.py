@@ -21,15 +21,15 @@ import hashlib
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from watcher.config import SourceConfig, WatcherConfig
+from watcher.core.modes import Mode
 from watcher.errors import ConfigError
 
-Mode = Literal["incremental", "delete_log", "full"]
+__all__ = ["MODES", "MODE_PRIORITY", "Mode"]  # Mode re-exported: the runner imports it here
 MODES: tuple[Mode, ...] = ("incremental", "delete_log", "full")
 #: Lower runs first: fast change detection never waits behind a long sweep.
 MODE_PRIORITY: Mapping[str, int] = {"incremental": 0, "delete_log": 1, "full": 2}

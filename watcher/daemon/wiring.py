@@ -27,11 +27,12 @@ import httpx
 
 from watcher.clock import Clock
 from watcher.config import SourceConfig, WatcherConfig
+from watcher.core.modes import Mode
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.runner import Builder, Components, PollReport, is_auth_failure
-from watcher.daemon.schedule import Mode
 from watcher.errors import PollError, StoreError
 from watcher.logging import get_logger
+from watcher.store.db import store_path
 from watcher.store.usage import ApiUsage
 
 if TYPE_CHECKING:  # imported where built: `watcher --help` stays fast
@@ -90,11 +91,6 @@ class EnginePoller:
             events=len(result.events) or (result.created + result.updated + result.deleted),
             logged=True,
         )
-
-
-def store_path(config: WatcherConfig, base_dir: Path) -> Path:
-    path = Path(config.store.path)
-    return path if path.is_absolute() else base_dir / path
 
 
 def mark_interrupted(config: WatcherConfig, base_dir: Path, clock: Clock) -> int:
@@ -156,9 +152,11 @@ def real_builder(
             db = store_path(config, base_dir)
             pollers = {}
             for source in config.sources:
-                store = Store.open(db, clock=clock, router=router)
+                store = Store.open(db, clock=clock)
                 stores.append(store)
-                pollers[source.name] = Poller(store, client, host=gs.host, clock=clock)
+                pollers[source.name] = Poller(
+                    store, client, host=gs.host, clock=clock, matcher=router
+                )
             delivery_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False)
             )

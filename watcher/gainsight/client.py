@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from watcher.config import SourceConfig
-from watcher.dates import normalize_record
 from watcher.errors import (
     ApiError,
     SourceError,
@@ -164,7 +163,7 @@ class GainsightClient(ApiCaller):
             if style == "mda":
                 body["offset"] = offset
             reply, calls = await self._call(target, body, priority=priority)
-            records = [normalize_record(r) for r in reply.records]
+            records = reply.records  # as received: the poll engine normalizes them
             if previous is not None and records and records == previous:
                 if probe is not None:
                     return  # the short page again (offset ignored, or rows moved): the end

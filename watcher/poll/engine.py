@@ -51,163 +51,43 @@ poll's select are refreshed silently.
 
 Crash safety: every commit is atomic and idempotent against the stored state, so
 a poll killed anywhere and run again neither loses nor duplicates an event.
+
+Where each job lives: :mod:`~watcher.poll.pages` (one batch of records -> one routed
+commit, shared), :mod:`~watcher.poll.sweep` (full sweep), :mod:`~watcher.poll.confirm`
+(delete confirmation, mass-delete hold), :mod:`~watcher.poll.incremental`,
+:mod:`~watcher.poll.delete_log`; :mod:`~watcher.poll.work` holds the poll's result and
+working state. :class:`Poller` here runs one poll of any mode and records it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Callable
 
-from watcher.clock import Clock, SystemClock
 from watcher.config import SourceConfig
-from watcher.core.diff import Change, Touch, compare, key_of
-from watcher.core.events import change_event, delete_held_event, uuid7
-from watcher.core.normalize import Record, normalize_record
-from watcher.dates import format_utc, parse_iso
+from watcher.core.modes import Mode
 from watcher.errors import PollError, SourceError, StoreError
-from watcher.gainsight.budget import Priority
-from watcher.gainsight.query import CTA_LIST_PATH, Condition, modified_since, select_of
-from watcher.gainsight.routes import key_batch_of, paging_of, path_of
-from watcher.logging import get_logger
-from watcher.poll.intake import RECORD_ERRORS, Oddities, Page, keep_one, read_records
-from watcher.poll.paging import range_pages, read_ahead
-from watcher.poll.source import PageLike, RecordSource
-from watcher.store.store import PageCommit, Store
+from watcher.poll.delete_log import DeleteLog
+from watcher.poll.incremental import Incremental
+from watcher.poll.sweep import FullSweep
+from watcher.poll.work import (
+    MAX_CLOCK_SKEW,
+    MIN_HELD_DELETES,
+    PollResult,
+    Sweep,
+    Trigger,
+    log,
+)
 
-Mode = Literal["full", "incremental", "delete_log"]
-Trigger = Literal["manual", "scheduled"]
-Hook = Callable[[str], None]
-
-# A hold below this many deletes would make tiny sources (a handful of CTAs)
-# unusable: one delete of four records is 25%.
-MIN_HELD_DELETES = 10
-DAY = timedelta(days=1)
-GC_EVERY_PAGES = 8
-CONFIRM_EMPTY_READS = 2  # consecutive by-key reads that must all lack a key to delete it
-MAX_CONFIRM_READS = 8
-DELETE_LOG_RETENTION = timedelta(days=15)
-# A modified date later than now plus this is not believed: it never moves the
-# watermark (one record dated 2031 would otherwise freeze incremental reads).
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-
-_log = get_logger("watcher.poll")
+__all__ = ["MAX_CLOCK_SKEW", "MIN_HELD_DELETES", "PollResult", "Poller"]
 
 
-def _no_hook(_point: str) -> None:
-    return None
+class Poller(FullSweep, Incremental, DeleteLog):
+    """Runs polls of configured sources against a :class:`RecordSource` and a :class:`Store`.
 
-
-def _cockpit_list(source: SourceConfig) -> bool:
-    """The Cockpit CTA list: page numbers, documented operators only (no key ranges)."""
-    return paging_of(source) == "page" and path_of(source) == CTA_LIST_PATH
-
-
-def _collect_garbage(pages: int) -> None:
-    """Free the HTTP replies of past pages now: they sit in reference cycles, and
-    left to the generational collector they pile up (RSS grows with the tenant)."""
-    if pages % GC_EVERY_PAGES == 0:
-        gc.collect()
-
-
-@dataclass
-class PollResult:
-    """What one poll did; ``events`` are the committed CloudEvents."""
-
-    poll_id: str
-    source: str
-    mode: str
-    trigger: str
-    dry_run: bool = False
-    outcome: str = "running"
-    baseline: bool = False
-    pages: int = 0
-    records: int = 0
-    api_calls: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    touched: int = 0
-    missing: int = 0
-    reappeared: int = 0
-    held: int = 0
-    held_reason: str | None = None
-    skipped: int = 0  # records without a usable key, or that could not be compared
-    duplicates: int = 0  # extra copies of a key already read in this poll (dropped)
-    future: int = 0  # records whose modified date is later than now (watermark kept)
-    reselected: int = 0  # snapshots retaken because `select` changed (those fields silent)
-    fields_added: list[str] = field(default_factory=list)
-    fields_removed: list[str] = field(default_factory=list)
-    error: str | None = None
-    started: float = 0.0
-    elapsed_s: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "pages": self.pages,
-            "records": self.records,
-            "api_calls": self.api_calls,
-            "created": self.created,
-            "updated": self.updated,
-            "deleted": self.deleted,
-        }
-
-
-@dataclass
-class _Sweep:
-    """Per-poll working state."""
-
-    source: SourceConfig
-    result: PollResult
-    emit_created: bool
-    keep_events: int  # how many committed events the result keeps (memory stays bounded)
-    max_modified: str | None = None
-    fields: frozenset[str] = frozenset()  # the effective select of this poll
-    field_set: int | None = None  # its id in the store (None in a dry run of a new select)
-    stored_sets: dict[int, frozenset[str]] = field(default_factory=dict)
-    ignores: dict[int, tuple[frozenset[str], bool]] = field(default_factory=dict)
-    seen_pages: int = 0
-    odd: Oddities = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.odd = Oddities(self.result, self.source.name, self.result.poll_id, self.source.key)
-
-
-class Poller:
-    """Runs polls of configured sources against a :class:`RecordSource` and a :class:`Store`."""
-
-    def __init__(
-        self,
-        store: Store,
-        client: RecordSource,
-        *,
-        host: str,
-        clock: Clock | None = None,
-        random_bits: Callable[[], int] | None = None,
-        hook: Hook | None = None,
-        confirm_batch: int = 500,
-        delete_batch: int = 500,
-        max_kept_events: int = 1000,
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.host = host
-        self.clock: Clock = clock or SystemClock()
-        self._bits = random_bits or (lambda: secrets.randbits(74))
-        self.hook = hook or _no_hook
-        self.confirm_batch = confirm_batch
-        self.delete_batch = delete_batch
-        self.max_kept_events = max_kept_events
-
-    def new_id(self) -> str:
-        return uuid7(self.clock.now(), self._bits())
-
-    # -- entry point -------------------------------------------------------------
+    ``matcher`` (:func:`watcher.rules.match.build_router`) routes each event to its
+    (rule, sink) pairs before the commit; without one, events are stored and nothing
+    is queued."""
 
     async def poll(
         self,
@@ -231,7 +111,7 @@ class Poller:
         result.started = self.clock.monotonic()
         if not dry_run:
             self.store.start_poll(result.poll_id, source.name, mode, trigger)
-        sweep = _Sweep(
+        sweep = Sweep(
             source,
             result,
             emit_created=not baseline or source.baseline == "emit",
@@ -274,10 +154,10 @@ class Poller:
             except SourceError as exc:
                 raise PollError(f"source {source.name!r}: {exc}") from exc
             self.store.meta_set(GOAL_META, name)
-            _log.info("poll.goal_object", source=source.name, object=name)
+            log.info("poll.goal_object", source=source.name, object=name)
         return source.model_copy(update={"object": name})
 
-    def _finish(self, sweep: _Sweep, outcome: str, error: str | None) -> None:
+    def _finish(self, sweep: Sweep, outcome: str, error: str | None) -> None:
         result = sweep.result
         result.outcome = outcome
         result.error = error
@@ -292,9 +172,9 @@ class Poller:
                     mode=result.mode,
                 )
             except StoreError as exc:  # the poll's own outcome matters more
-                _log.error("poll.history_failed", source=result.source, error=str(exc))
+                log.error("poll.history_failed", source=result.source, error=str(exc))
         if result.future:
-            _log.warning(
+            log.warning(
                 "poll.future_modified",
                 source=result.source,
                 poll_id=result.poll_id,
@@ -302,8 +182,8 @@ class Poller:
                 sample_keys=sweep.odd.future_keys,
                 note=f"{sweep.source.modified_field} later than now; the watermark ignores it",
             )
-        log = _log.warning if outcome in ("failed", "held") else _log.info
-        log(
+        emit = log.warning if outcome in ("failed", "held") else log.info
+        emit(
             "poll.finished",
             source=result.source,
             poll_id=result.poll_id,
@@ -328,469 +208,3 @@ class Poller:
             duration_s=round(result.elapsed_s, 3),
             error=error,
         )
-
-    # -- shared: one batch of records -> one commit --------------------------------
-
-    def _prepare(self, sweep: _Sweep) -> None:
-        """The field set this poll reads with, and those the stored snapshots were taken with."""
-        name = sweep.source.name
-        sweep.fields = frozenset(select_of(sweep.source))
-        sweep.field_set = self.store.field_set(name, sweep.fields, create=not sweep.result.dry_run)
-        sweep.stored_sets = self.store.field_sets(name)
-
-    def _process(
-        self,
-        sweep: _Sweep,
-        records: Sequence[Record],
-        *,
-        mark_seen: bool = False,
-        page_number: int = 0,
-    ) -> PageCommit:
-        """Compare ``records`` with the stored state; build the commit (not yet written).
-
-        The fast path: the fingerprint of each record *as received* is compared with
-        the stored one, so an unchanged record costs a hash and an index lookup.
-        Only records whose fingerprint differs are normalized and compared field by
-        field (a different spelling of the same values then refreshes the snapshot
-        silently). The checks for odd data (a record without a usable key, a key
-        read twice, a key that is not Unicode text) cost one test per page unless
-        the page has one; such records are skipped or dropped with a warning, and
-        the rest of the page goes on.
-        """
-        source = sweep.source
-        result = sweep.result
-        page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
-        found, stored = self._read_page(sweep, records, mark_seen, page_number)
-        fresh, prints = found.records, found.prints
-        changed = [k for k in fresh if stored.get(k) != prints[k]]
-        if not changed:
-            return page
-        befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
-        now = self.clock.now()
-        for key in changed:
-            try:
-                after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
-            except RECORD_ERRORS as exc:
-                why = f"not comparable ({exc!r:.200})"
-                sweep.odd.skip(records, fresh[key], page_number, why)
-                continue
-            page.writes.append((key, prints[key], after))
-            if isinstance(outcome, Change):
-                if outcome.change == "created":
-                    result.created += 1
-                    if not sweep.emit_created:
-                        continue
-                else:
-                    result.updated += 1
-                page.events.append(self._event(sweep, outcome, now))
-            elif isinstance(outcome, Touch):
-                result.touched += 1
-        return page
-
-    def _read_page(
-        self, sweep: _Sweep, records: Sequence[Record], mark_seen: bool, page_number: int
-    ) -> tuple[Page, dict[str, int]]:
-        """The page's usable records (:mod:`watcher.poll.intake`) and their stored fingerprints.
-
-        Also moves the poll's watermark candidate (never past now + MAX_CLOCK_SKEW). In
-        a full sweep, a key an earlier page already had is dropped: the copy read first
-        was compared and kept.
-        """
-        name = sweep.source.name
-        found = read_records(
-            records,
-            sweep.odd,
-            modified_field=sweep.source.modified_field,
-            top=sweep.max_modified,
-            ceiling=format_utc(self.clock.now() + MAX_CLOCK_SKEW),
-            page=page_number,
-        )
-        sweep.max_modified = found.top
-        if mark_seen:
-            sweep.seen_pages += 1
-            again = self.store.seen_mark(name, list(found.records), sweep.seen_pages)
-            for key in again:
-                del found.records[key], found.prints[key]
-            sweep.odd.duplicates(again, page_number)
-        stored = self.store.fingerprints(name, list(found.records))
-        if found.repeated:
-            keep_one(records, found, sweep.odd, stored=stored, page=page_number)
-        return found, stored
-
-    def _compare(
-        self, sweep: _Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
-    ) -> tuple[Record, Change | Touch | None]:
-        """Normalize ``raw`` and compare it with the stored record, under today's rules.
-
-        The stored record is normalized again, so a change of the rules (a new
-        ``date_fields`` entry, non-finite numbers now null) is never reported as a
-        change of the data. Fields that are in only one of this poll's select and the
-        select the snapshot was taken with are refreshed silently.
-        """
-        date_fields = sweep.source.date_fields
-        after = normalize_record(raw, date_fields)
-        if stored is None:
-            return after, compare(key, None, after)
-        body, set_id = stored
-        ignore, reselected = self._ignored(sweep, set_id)
-        if reselected:
-            sweep.result.reselected += 1
-        return after, compare(key, normalize_record(body, date_fields), after, ignore)
-
-    def _ignored(self, sweep: _Sweep, set_id: int) -> tuple[frozenset[str], bool]:
-        """Fields not compared for a snapshot taken with field set ``set_id``."""
-        known = sweep.ignores.get(set_id)
-        if known is not None:
-            return known
-        ignore = frozenset(sweep.source.ignore_fields)
-        old = sweep.stored_sets.get(set_id)
-        reselected = old is not None and old != sweep.fields
-        if old is not None and reselected:
-            ignore |= old ^ sweep.fields
-            result = sweep.result
-            result.fields_added = sorted({*result.fields_added, *(sweep.fields - old)})
-            result.fields_removed = sorted({*result.fields_removed, *(old - sweep.fields)})
-        sweep.ignores[set_id] = (ignore, reselected)
-        return ignore, reselected
-
-    def _event(self, sweep: _Sweep, change: Change, now: datetime) -> dict[str, Any]:
-        source = sweep.source
-        return change_event(
-            change,
-            event_id=uuid7(now, self._bits()),
-            time=now,
-            host=self.host,
-            source_name=source.name,
-            object_name=source.object_name,
-            event_kind=source.event_kind,
-            poll_id=sweep.result.poll_id,
-            poll_mode=sweep.result.mode,
-        )
-
-    def _commit(self, sweep: _Sweep, page: PageCommit) -> None:
-        if sweep.result.dry_run:
-            return
-        committed = self.store.commit(sweep.source.name, page)
-        room = sweep.keep_events - len(sweep.result.events)
-        if room > 0:
-            sweep.result.events.extend(committed[:room])
-
-    # -- full sweep ------------------------------------------------------------
-
-    async def _full(
-        self,
-        sweep: _Sweep,
-        allow_mass_delete: bool,
-        progress: Callable[[PollResult], None] | None,
-    ) -> None:
-        source, result = sweep.source, sweep.result
-        started_at = format_utc(self.clock.now())
-        total_before = self.store.count_snapshots(source.name)
-        self.store.seen_reset(source.name)
-        try:
-            async for fetched in self._sweep_pages(sweep):
-                result.pages += 1
-                result.records += len(fetched.records)
-                result.api_calls += fetched.calls
-                self.hook("page_fetched")
-                # Every sweep marks what it saw, the baseline too: a key read twice is
-                # noticed whatever the stored state.
-                page = self._process(
-                    sweep, fetched.records, mark_seen=True, page_number=fetched.number
-                )
-                page.poll_counts = {"pages": 1, "records": len(fetched.records)}
-                self._commit(sweep, page)
-                self.hook("page_committed")
-                _collect_garbage(result.pages)
-                if progress is not None:
-                    progress(result)
-            if total_before > 0:  # only keys stored before this sweep can be missing
-                await self._sweep_deletes(sweep, total_before, allow_mass_delete)
-        finally:
-            self.store.seen_clear(source.name)
-        if result.dry_run or result.outcome == "held":
-            return
-        state = self.store.state(source.name)
-        updates: dict[str, Any] = {"last_full_at": started_at}
-        if state.baseline_at is None:
-            updates["baseline_at"] = started_at
-        if state.delete_log_since is None:
-            updates["delete_log_since"] = started_at
-        # A sweep read everything there was when it started: the watermark becomes
-        # no later than that start, even if an earlier poll had put it later.
-        mark = min(sweep.max_modified or started_at, started_at)
-        if state.watermark is not None:
-            mark = min(max(mark, state.watermark), started_at)
-        if mark != state.watermark:
-            updates["watermark"] = mark
-        self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
-
-    def _sweep_pages(self, sweep: _Sweep) -> AsyncIterator[PageLike]:
-        if paging_of(sweep.source) == "offset" or _cockpit_list(sweep.source):
-            return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
-        return self._range_pages(sweep)
-
-    def _range_pages(
-        self, sweep: _Sweep, base: Sequence[Condition] = (), priority: Priority = Priority.LOW
-    ) -> AsyncIterator[PageLike]:
-        def probe(calls: int) -> None:
-            sweep.result.api_calls += calls  # a probe's rows are read again in its parts
-            self.hook("range_split")
-
-        return range_pages(self.client, sweep.source, base=base, priority=priority, probe=probe)
-
-    async def _sweep_deletes(self, sweep: _Sweep, total_before: int, allow_mass: bool) -> None:
-        source, result = sweep.source, sweep.result
-        result.missing = self.store.missing_collect(source.name)
-        if not result.missing:
-            self._clear_hold(sweep)
-            return
-        if result.records == 0 and not allow_mass:
-            # Nothing read at all while records are stored: an outage, a tenant that
-            # answers "no data" to everything, or an access key that lost its rights.
-            # Reads by key would ask the same tenant again: hold without asking.
-            self._hold(sweep, result.missing, total_before, "the sweep read no records")
-            return
-        # Confirm: a key the pages skipped is read again by key; only absent keys are deletes.
-        for batch in self.store.missing_batches(source.name, self.confirm_batch):
-            self.hook("confirm_batch")
-            absent = set(await self._read_absent(sweep, batch, mark_seen=True))
-            undecided = [k for k in batch if k not in absent]
-            if undecided:  # found again (already marked) or not confirmed: not deleted now
-                self.store.seen_add(source.name, undecided)
-        confirmed = self.store.missing_collect(source.name)
-        if not confirmed:
-            self._clear_hold(sweep)
-            return
-        fraction = confirmed / total_before if total_before else 1.0
-        reason = None
-        if confirmed >= total_before:  # whatever the size: a 5-record source is not "small"
-            reason = "the sweep would delete every record of the source"
-        elif confirmed >= MIN_HELD_DELETES and fraction > source.max_delete_fraction:
-            reason = "the deletes exceed max_delete_fraction"
-        if reason is not None and not allow_mass:
-            self._hold(sweep, confirmed, total_before, reason)
-            return
-        for batch in self.store.missing_batches(source.name, self.delete_batch):
-            self.hook("delete_batch")
-            self._delete(sweep, batch)
-        self._clear_hold(sweep)
-
-    async def _read_absent(
-        self, sweep: _Sweep, keys: list[str], *, mark_seen: bool = False
-    ) -> list[str]:
-        """Those of ``keys`` that reads by key confirm are gone; found records are processed.
-
-        A reply may be incomplete (a short page, a dropped row), so absence counts
-        only when :data:`CONFIRM_EMPTY_READS` consecutive reads of the remaining keys
-        find none of them, and a read that asked for a *sentinel* - a key known to
-        exist, sorting after the keys asked for - counts only if the sentinel came
-        back. Keys still unsettled after :data:`MAX_CONFIRM_READS` reads are not
-        confirmed (a later sweep decides).
-        """
-        source, result = sweep.source, sweep.result
-        remaining = list(keys)
-        empties = reads = misses = 0
-        while remaining and reads < MAX_CONFIRM_READS:
-            sentinel = None if misses >= 2 else self.store.key_after(source.name, max(remaining))
-            ask = [*remaining, sentinel] if sentinel is not None else remaining
-            found = await self.client.fetch_by_keys(source, ask, priority=Priority.HIGH)
-            reads += 1
-            result.api_calls += max(1, -(-len(ask) // key_batch_of(source)))
-            found_keys = {key_of(r, source.key) for r in found}
-            wanted = set(remaining)
-            fresh = [r for r in found if key_of(r, source.key) in wanted]
-            if fresh:
-                result.reappeared += len(fresh)
-                self._commit(sweep, self._process(sweep, fresh, mark_seen=mark_seen))
-                remaining = [k for k in remaining if k not in found_keys]
-                empties = 0
-            elif sentinel is not None and sentinel not in found_keys:
-                misses += 1  # an incomplete reply proves nothing
-                empties = 0
-            else:
-                empties += 1
-                if empties >= CONFIRM_EMPTY_READS:
-                    return remaining
-        if remaining:
-            _log.warning(
-                "poll.delete_unconfirmed",
-                source=source.name,
-                keys=len(remaining),
-                reads=reads,
-                note="by-key reads disagreed; these keys are checked again next sweep",
-            )
-        return []
-
-    def _delete(self, sweep: _Sweep, keys: list[str]) -> None:
-        befores = self.store.records(sweep.source.name, keys)
-        page = PageCommit(poll_id=sweep.result.poll_id)
-        now = self.clock.now()
-        for key in keys:
-            before = befores.get(key)
-            if before is None:
-                continue  # deleted by an earlier, interrupted run: its event exists
-            page.deletes.append(key)
-            page.events.append(self._event(sweep, Change("deleted", key, before, None), now))
-        sweep.result.deleted += len(page.deletes)
-        self._commit(sweep, page)
-
-    def _hold(self, sweep: _Sweep, confirmed: int, total: int, reason: str) -> None:
-        source, result = sweep.source, sweep.result
-        result.held = confirmed
-        result.held_reason = reason
-        result.outcome = "held"
-        _log.warning(
-            "poll.delete_held",
-            source=source.name,
-            poll_id=result.poll_id,
-            held=confirmed,
-            total=total,
-            reason=reason,
-            max_delete_fraction=source.max_delete_fraction,
-            apply_with=f"watcher poll {source.name} --full --allow-mass-delete",
-        )
-        if result.dry_run:
-            return
-        state = self.store.state(source.name)
-        now = self.clock.now()
-        page = PageCommit(poll_id=result.poll_id)
-        page.state = {
-            "held_at": format_utc(now),
-            "held_count": confirmed,
-            "held_total": total,
-            "held_poll_id": result.poll_id,
-        }
-        if state.held_at is None:  # one event per hold, not one per sweep that still holds
-            sample = next(self.store.missing_batches(source.name, 10), [])
-            page.events.append(
-                delete_held_event(
-                    event_id=uuid7(now, self._bits()),
-                    time=now,
-                    host=self.host,
-                    source_name=source.name,
-                    object_name=source.object_name,
-                    poll_id=result.poll_id,
-                    poll_mode=result.mode,
-                    held=confirmed,
-                    total=total,
-                    max_delete_fraction=source.max_delete_fraction,
-                    sample_keys=sample,
-                    reason=reason,
-                )
-            )
-        self._commit(sweep, page)
-
-    def _clear_hold(self, sweep: _Sweep) -> None:
-        if sweep.result.dry_run:
-            return
-        if self.store.state(sweep.source.name).held_at is not None:
-            self.store.set_state(
-                sweep.source.name,
-                held_at=None,
-                held_count=None,
-                held_total=None,
-                held_poll_id=None,
-            )
-
-    # -- incremental -----------------------------------------------------------
-
-    def incremental_since(self, source: SourceConfig, watermark: str) -> datetime:
-        """Lower bound of an incremental read: watermark less the overlap (CTA: whole day)."""
-        mark = parse_iso(watermark) or self.clock.now()
-        since = mark - timedelta(seconds=source.overlap_seconds)
-        if paging_of(source) == "page":
-            since = since.replace(hour=0, minute=0, second=0, microsecond=0)
-        return since
-
-    async def _incremental(
-        self, sweep: _Sweep, progress: Callable[[PollResult], None] | None
-    ) -> None:
-        source, result = sweep.source, sweep.result
-        state = self.store.state(source.name)
-        watermark = state.watermark or state.baseline_at or format_utc(self.clock.now())
-        if watermark > format_utc(self.clock.now() + MAX_CLOCK_SKEW):
-            watermark = self._future_watermark(sweep, watermark)
-        since = self.incremental_since(source, watermark)
-        # Offset paging ordered by (modified, key) lets each page carry its watermark;
-        # Cockpit lists have no documented order, so their watermark waits for the end.
-        ordered = paging_of(source) == "offset"
-        order_by: dict[str, Any] = {source.modified_field: "asc", source.key: "asc"}
-        sweep.max_modified = watermark
-        condition = modified_since(source, since, until=self.clock.now() + DAY)
-        if ordered:
-            pages = self.client.iter_pages(
-                source, conditions=(condition,), order_by=order_by, priority=Priority.HIGH
-            )
-        elif _cockpit_list(source):
-            pages = self.client.iter_pages(source, conditions=(condition,), priority=Priority.HIGH)
-        else:
-            pages = self._range_pages(sweep, (condition,), Priority.HIGH)
-        async for fetched in pages:
-            result.pages += 1
-            result.records += len(fetched.records)
-            result.api_calls += fetched.calls
-            self.hook("page_fetched")
-            page = self._process(sweep, fetched.records)
-            page.poll_counts = {"pages": 1, "records": len(fetched.records)}
-            if ordered and sweep.max_modified and sweep.max_modified > watermark:
-                page.state = {"watermark": sweep.max_modified}
-            self._commit(sweep, page)
-            self.hook("page_committed")
-            _collect_garbage(result.pages)
-            if progress is not None:
-                progress(result)
-        if sweep.max_modified and sweep.max_modified > watermark:
-            self._commit(
-                sweep, PageCommit(state={"watermark": sweep.max_modified}, poll_id=result.poll_id)
-            )
-
-    def _future_watermark(self, sweep: _Sweep, watermark: str) -> str:
-        """A watermark later than now (stored by an older version, or a clock that
-        jumped back): start again from the last full sweep, which read everything."""
-        source, result = sweep.source, sweep.result
-        state = self.store.state(source.name)
-        now = format_utc(self.clock.now())
-        mark = min(state.last_full_at or state.baseline_at or now, now)
-        _log.warning(
-            "poll.watermark_reset",
-            source=source.name,
-            poll_id=result.poll_id,
-            watermark=watermark,
-            reset_to=mark,
-            note="the watermark was later than now; reading again from the last full sweep",
-        )
-        self._commit(sweep, PageCommit(state={"watermark": mark}, poll_id=result.poll_id))
-        return mark
-
-    # -- delete log ------------------------------------------------------------
-
-    async def _delete_log(self, sweep: _Sweep) -> None:
-        source, result = sweep.source, sweep.result
-        state = self.store.state(source.name)
-        now = self.clock.now()
-        since_text = state.delete_log_since or state.baseline_at
-        since = (parse_iso(since_text) if since_text else None) or now
-        since = max(since - timedelta(seconds=source.overlap_seconds), now - DELETE_LOG_RETENTION)
-        deleted = await self.client.deleted_since(source, since, priority=Priority.HIGH)
-        result.api_calls += 1
-        result.records = len(deleted)
-        keys = list(dict.fromkeys(str(d.key) for d in deleted))
-        newest = max(
-            (d.deleted_at for d in deleted if d.deleted_at is not None),
-            default=None,
-        )
-        stored = self.store.fingerprints(source.name, keys)
-        known = [k for k in keys if k in stored]
-        for start in range(0, len(known), self.confirm_batch):
-            batch = known[start : start + self.confirm_batch]
-            self.hook("confirm_batch")
-            gone = await self._read_absent(sweep, batch)
-            if gone:
-                self._delete(sweep, gone)
-        if newest is not None:
-            mark = format_utc(newest.astimezone(UTC))
-            if state.delete_log_since is None or mark > state.delete_log_since:
-                self._commit(
-                    sweep, PageCommit(state={"delete_log_since": mark}, poll_id=result.poll_id)
-                )

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from watcher.core.diff import key_of
 from watcher.core.normalize import Record, clean_text, fingerprint, has_surrogate
-from watcher.dates import number_to_date
+from watcher.dates import normalize_date, number_to_date
 from watcher.logging import get_logger
 
 MAX_WARNINGS = 20  # log lines per poll and kind: a page of 5000 bad rows must not flood
@@ -136,7 +136,9 @@ def read_records(
             fresh[key] = raw
             prints[key] = fp
             stamp = raw.get(modified_field)
-            if stamp is not None and type(stamp) is not str:
+            if type(stamp) is str:  # as received: ISO text in any accepted form
+                stamp = normalize_date(stamp)
+            elif stamp is not None:
                 stamp = number_to_date(stamp)
             if type(stamp) is str and (top is None or stamp > top):
                 if stamp > ceiling:

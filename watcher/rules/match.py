@@ -396,9 +396,3 @@ def build_router(rules: Iterable[Rule], zones: Mapping[str, str] | None = None) 
         ]
 
     return route
-
-
-def order_key(event: Mapping[str, Any]) -> str:
-    """``"<source>:<key>"``: deliveries with the same key keep event order per sink."""
-    data = event_data(event)
-    return f"{data.get('source')}:{data.get('key', event.get('subject'))}"

@@ -38,7 +38,7 @@ MUTABLE_OBJECTS = (COMPANY, CTA, GOAL)
 
 @dataclass(frozen=True)
 class Change:
-    """One ground-truth change. Values are rendered as the client normalizes them:
+    """One ground-truth change. Values are rendered as the poll engine normalizes them:
     dates as ``YYYY-MM-DDTHH:MM:SS.fffZ``, picklists/lookups as GSIDs."""
 
     seq: int

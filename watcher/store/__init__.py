@@ -1,26 +1,24 @@
 """SQLite store (sqlite-utils, WAL): migrations, snapshots, polls, events, outbox."""
 
 from watcher.store.db import migrate, open_database, transaction, translate_errors
+from watcher.store.deliveries import Route, delivery_id, queue_deliveries
 from watcher.store.store import (
     PageCommit,
-    Router,
     SourceState,
     Store,
     StoredEvent,
-    delivery_id,
-    route_nothing,
 )
 
 __all__ = [
     "PageCommit",
-    "Router",
+    "Route",
     "SourceState",
     "Store",
     "StoredEvent",
     "delivery_id",
     "migrate",
     "open_database",
-    "route_nothing",
+    "queue_deliveries",
     "transaction",
     "translate_errors",
 ]

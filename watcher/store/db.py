@@ -19,11 +19,15 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
 from watcher.dates import format_utc
 from watcher.errors import StoreError, StoreFullError, StoreLockedError
+
+if TYPE_CHECKING:
+    from watcher.config import WatcherConfig
 
 Migration = tuple[int, str, tuple[str, ...]]
 
@@ -223,6 +227,12 @@ def own_file(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if side.stat().st_mode & 0o077:
                 side.chmod(FILE_MODE)
+
+
+def store_path(config: WatcherConfig, base_dir: Path) -> Path:
+    """The database file of ``config``: ``[store] path``, relative to the config's folder."""
+    path = Path(config.store.path)
+    return path if path.is_absolute() else base_dir / path
 
 
 def open_database(path: str | Path) -> Database:

@@ -1,7 +1,7 @@
 """Outbox queries over the ``deliveries``, ``events`` and ``pauses`` tables.
 
-Rows are inserted by the store (one pending row per routed (rule, sink) in the
-event's own transaction) and by ``watcher replay``; this module reads and updates
+Rows are inserted by :func:`watcher.store.deliveries.queue_deliveries` (a poll's
+commit, in the event's own transaction, and ``watcher replay``); this module reads and updates
 them for the dispatcher and the CLI. Every write goes through
 :func:`watcher.store.db.transaction`. Times: ``next_attempt_at`` is epoch seconds,
 ``created_at`` / ``delivered_at`` / ``paused_at`` canonical ISO text.
@@ -23,7 +23,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from watcher.dates import format_utc
+from watcher.store import events
 from watcher.store.db import transaction, translate_errors
+from watcher.store.deliveries import queue_deliveries
 
 STATUSES = ("pending", "delivered", "dead", "suppressed")
 
@@ -113,13 +115,7 @@ class Outbox:
 
     def bodies(self, sequences: Iterable[int]) -> dict[int, str]:
         """Event bodies by sequence."""
-        marks, values = _marks(str(s) for s in sequences)
-        with translate_errors("read event bodies"):
-            rows = self.conn.execute(
-                f"SELECT sequence, body FROM events WHERE sequence IN ({marks})",
-                [int(v) for v in values],
-            ).fetchall()
-        return {int(r[0]): r[1] for r in rows}
+        return events.bodies(self.conn, sequences)
 
     def pending_sinks(self) -> list[str]:
         with translate_errors("read pending sinks"):
@@ -283,26 +279,23 @@ class Outbox:
         tag: str = "",
         message_id: str | None = None,
     ) -> list[str]:
-        """Insert pending rows for ``routes`` (used by replay); returns their ids.
+        """Queue ``routes`` of a stored event again (``watcher replay``); return the ids.
+
+        Each call gets fresh delivery ids (:func:`~watcher.store.deliveries.delivery_id`
+        with a new replay tag), so a replay queues even an event delivered before.
         ``message_id``: the id receivers see instead of the event id (``--new-ids``)."""
-        ids = []
-        rows = []
-        for rule, sink in dict.fromkeys(routes):  # one row per route, even if listed twice
-            suffix = f"/{tag}-{uuid.uuid4().hex[:12]}" if tag else ""
-            delivery_id = f"{event_id}/{rule}/{sink}{suffix}"
-            ids.append(delivery_id)
-            rows.append(
-                (delivery_id, event_sequence, event_id, rule, sink, order_key,
-                 now.timestamp(), format_utc(now), message_id)
-            )  # fmt: skip
+        replay = f"{tag or 'replay'}-{uuid.uuid4().hex}"
         with transaction(self.conn, "queue deliveries"):
-            self.conn.executemany(
-                "INSERT INTO deliveries (id, event_sequence, event_id, rule, sink, order_key, "
-                "status, attempts, next_attempt_at, created_at, message_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-                rows,
+            return queue_deliveries(
+                self.conn,
+                event_sequence=event_sequence,
+                event_id=event_id,
+                order_key=order_key,
+                routes=routes,
+                now=now,
+                replay=replay,
+                message_id=message_id,
             )
-        return ids
 
     # -- pauses ----------------------------------------------------------------------
 
@@ -338,19 +331,3 @@ class Outbox:
         return cur.rowcount > 0
 
     # -- events ----------------------------------------------------------------------
-
-    def events_since(self, since: str, *, limit: int = 100_000) -> list[tuple[int, str, str]]:
-        """``(sequence, id, body)`` of events whose ``time`` is at/after ``since``."""
-        with translate_errors("read events"):
-            rows = self.conn.execute(
-                "SELECT sequence, id, body FROM events WHERE time >= ? ORDER BY sequence LIMIT ?",
-                [since, limit],
-            ).fetchall()
-        return [(int(r[0]), r[1], r[2]) for r in rows]
-
-    def last_events(self, count: int) -> list[tuple[int, str, str]]:
-        with translate_errors("read events"):
-            rows = self.conn.execute(
-                "SELECT sequence, id, body FROM events ORDER BY sequence DESC LIMIT ?", [count]
-            ).fetchall()
-        return [(int(r[0]), r[1], r[2]) for r in reversed(rows)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ CONTENT_TYPE = "application/cloudevents+json"
 CHANGES = frozenset({"created", "updated", "deleted"})
 
 
-def subject_for(prefix: str, event: dict[str, Any]) -> str:
+def subject_for(prefix: str, event: Mapping[str, Any]) -> str:
     """``<prefix>.<source>.<change>``; a dot in a source name becomes ``_`` (one token)."""
     raw = event.get("data")
     data: dict[str, Any] = raw if isinstance(raw, dict) else {}

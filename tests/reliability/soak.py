@@ -1,7 +1,7 @@
 """The crash soak: SIGKILL the daemon at random moments and prove nothing was lost.
 
-    python -m watcher.reliability.soak --kills 20 --seed 1     # make soak
-    python -m watcher.reliability.soak --kills 3 --quick       # the form make test runs
+    python -m tests.reliability.soak --kills 20 --seed 1     # make soak
+    python -m tests.reliability.soak --kills 3 --quick       # the form make test runs
 
 What runs, all real processes on loopback:
 
@@ -16,7 +16,7 @@ What runs, all real processes on loopback:
 The daemon is killed with SIGKILL ``--kills`` times, at random moments drawn from
 ``--seed`` (during start-up, mid-poll, mid-delivery), and restarted each time;
 ``PRAGMA integrity_check`` runs on the database after every kill. Then the
-changes stop, the daemon catches up, and :mod:`watcher.reliability.verify`
+changes stop, the daemon catches up, and :mod:`tests.reliability.verify`
 compares the tenant's ground truth, the store's events and the receiver's log:
 0 changes without an event, 0 events without a delivery, duplicates only as
 repeats of the same id. The summary is printed; the exit code is 1 on any
@@ -29,230 +29,45 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import random
 import re
 import secrets
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.reliability.soak_parts import (
+    OBJECTS,
+    SlowReceiver,
+    SoakOptions,
+    SoakReport,
+    read_store,
+    same_as_truth,
+    write_config,
+)
+from tests.reliability.verify import check_deliveries, check_truth
 from watcher.clock import SystemClock
-from watcher.config import SourceConfig, WatcherConfig, load_config
+from watcher.config import WatcherConfig, load_config
+from watcher.core.normalize import normalize_record
+from watcher.errors import StoreError
 from watcher.gainsight import Budget, GainsightClient
-from watcher.reliability.verify import Verdict, check_deliveries, check_truth
-from watcher.testing.receivers import Reply, WebhookReceiver
+from watcher.store.view import activity, integrity
 
-IGNORED = ("ModifiedDate",)
-OBJECTS = {"companies": "Company", "ctas": "call_to_action"}
 _BANNER = re.compile(r"serving (http://127\.0\.0\.1:\d+)")
-
-
-@dataclass(frozen=True)
-class SoakOptions:
-    kills: int = 20
-    seed: int = 1
-    companies: int = 1500
-    ctas: int = 300
-    mutations_per_s: float = 8.0
-    every_s: float = 0.5
-    latency_s: float = 0.1  # added by the tenant to every data reply (polls take time)
-    between_pages: int = 1  # tenant mutations between the page requests of one read
-    receiver_delay_s: float = 0.05  # the receiver answers after this long
-    min_gap_s: float = 0.3  # between a start and its SIGKILL
-    max_gap_s: float = 3.0
-    catch_up_s: float = 90.0
-    workdir: Path | None = None
-    python: str = sys.executable
-
-
-@dataclass
-class SoakReport:
-    options: SoakOptions
-    verdict: Verdict = field(default_factory=Verdict)
-    kills: int = 0
-    restarts: int = 0
-    mutations: int = 0
-    tenant_changes: int = 0
-    integrity_checks: int = 0
-    catch_up_s: float = 0.0
-    torn: int = 0  # requests cut short by a kill (rejected by the receiver, resent later)
-    wall_s: float = 0.0
-    kill_phases: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.verdict.violations
-
-    def summary(self) -> str:
-        v, o = self.verdict, self.options
-        types = ", ".join(f"{k.split('.', 1)[-1]} {n}" for k, n in sorted(v.by_type.items()))
-        lines = [
-            f"soak seed={o.seed}: {'PASS' if self.ok else 'FAIL'} in {self.wall_s:.1f}s",
-            f"  tenant      {o.companies} companies, {o.ctas} CTAs; {self.mutations} mutation "
-            f"requests -> {self.tenant_changes} ground-truth changes; "
-            f"{v.changed_keys} keys with a net change",
-            f"  daemon      {self.kills} SIGKILLs ({_phases(self.kill_phases)}), "
-            f"{self.restarts} restarts, polls every {o.every_s:g}s; "
-            f"integrity_check ok {self.integrity_checks}x",
-            f"  events      {v.events} change events ({types})",
-            f"  deliveries  {v.deliveries} received, {v.unique_delivered} unique ids, "
-            f"{v.duplicates} repeats (same id, same body), {self.torn} torn by a kill; "
-            f"caught up {self.catch_up_s:.1f}s after the changes stopped",
-            f"  violations  {len(v.violations)}",
-        ]
-        lines.extend(f"    - {m}" for m in v.violations)
-        return "\n".join(lines)
-
-
-def _phases(phases: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {k}" for k, n in sorted(phases.items())) or "none"
-
-
-# -- files -------------------------------------------------------------------------
-
-
-def write_config(folder: Path, base_url: str, hook_url: str) -> Path:
-    """A config for the soak: two sources (companies, CTAs), one rule, one webhook."""
-    rules = folder / "rules"
-    rules.mkdir(exist_ok=True)
-    (rules / "all.toml").write_text(
-        "[[rules]]\n"
-        'name = "every-change"\n'
-        'sources = ["companies", "ctas"]\n'
-        'on = ["created", "updated", "deleted"]\n'
-        'sinks = ["hook"]\n'
-    )
-    path = folder / "watcher.toml"
-    path.write_text(
-        f"""[gainsight]
-base_url = "{base_url}"
-access_key_env = "SOAK_GAINSIGHT_KEY"
-requests_per_minute = 100000
-requests_per_day = 100000000
-timeout_s = 10
-
-[store]
-path = "watcher.db"
-
-[rules]
-paths = ["rules"]
-
-[[sources]]
-name = "companies"
-kind = "company"
-select = ["Gsid", "Name", "Arr", "Stage", "Status", "Csm", "RenewalDate", "ModifiedDate"]
-ignore_fields = ["ModifiedDate"]
-full_sweep = "* * * * *"
-incremental = "* * * * *"
-incremental_overlap = "1m"
-delete_log = "* * * * *"
-timezone = "UTC"
-max_delete_fraction = 1.0
-page_size = 50
-
-[[sources]]
-name = "ctas"
-kind = "cta"
-select = ["Gsid", "Name", "CompanyId", "StatusId", "PriorityId", "DueDate", "IsClosed",
-          "ModifiedDate"]
-ignore_fields = ["ModifiedDate"]
-full_sweep = "* * * * *"
-incremental = "* * * * *"
-delete_log = "* * * * *"
-timezone = "UTC"
-max_delete_fraction = 1.0
-page_size = 50
-
-[sinks.hook]
-type = "webhook"
-url_env = "SOAK_HOOK_URL"
-secret_env = "SOAK_HOOK_SECRET"
-retry_schedule = ["0s", "1s", "1s", "2s", "5s", "10s", "30s", "60s"]
-"""
-    )
-    return path
-
-
-# -- reading the store (read-only, while the daemon may write) -------------------
-
-
-def _ro(db: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    return conn
-
-
-def read_store(db: Path) -> dict[str, Any]:
-    """Snapshots per source, events (CloudEvents, in order), outbox rows, source state."""
-    conn = _ro(db)
-    try:
-        snaps: dict[str, dict[str, Any]] = {}
-        for source, key, body in conn.execute("SELECT source, key, body FROM snapshots"):
-            snaps.setdefault(source, {})[key] = json.loads(body)
-        events = []
-        for seq, body in conn.execute("SELECT sequence, body FROM events ORDER BY sequence"):
-            event = json.loads(body)
-            event.setdefault("sequence", seq)
-            events.append(event)
-        outbox = [
-            (str(a), str(b)) for a, b in conn.execute("SELECT event_id, status FROM deliveries")
-        ]
-        state = {str(s): b for s, b in conn.execute("SELECT source, baseline_at FROM source_state")}
-    finally:
-        conn.close()
-    return {"snapshots": snaps, "events": events, "outbox": outbox, "baseline": state}
-
-
-def integrity(db: Path) -> str:
-    conn = _ro(db)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
-
-
-# -- the soak ----------------------------------------------------------------------
-
-
-class SlowReceiver(WebhookReceiver):
-    """The webhook receiver, acknowledging each request ``delay`` seconds after it was
-    recorded: kills then land while deliveries are in flight, including after the
-    receiver has the event but before the daemon knows (the at-least-once repeat)."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        async def slow_send(message: Any) -> None:
-            if message.get("type") == "http.response.start" and self.delay > 0:
-                await asyncio.sleep(self.delay)
-            await send(message)
-
-        await super()._app(scope, receive, slow_send)
-
-    def reply(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        # A sender killed mid-request leaves a torn body: a real server rejects it.
-        if headers.get("content-length") not in (None, str(len(body))):
-            return Reply(400)
-        return super().reply(method, path, headers, body)
 
 
 class Soak:
     def __init__(self, options: SoakOptions, folder: Path) -> None:
         self.o = options
         self.folder = folder
-        self.rng = random.Random(options.seed)  # noqa: S311 - reproducible kill moments
+        self.rng = random.Random(options.seed)
         self.report = SoakReport(options)
         self.key = "soak-" + secrets.token_hex(12)
         self.env = {
@@ -337,18 +152,9 @@ class Soak:
     def _phase(self) -> str:
         """Roughly what the daemon was doing when killed (from the store)."""
         try:
-            conn = _ro(self.db)
-        except sqlite3.Error:
+            polling, queued = activity(self.db)
+        except StoreError:
             return "starting"
-        try:
-            running = conn.execute("SELECT count(*) FROM polls WHERE outcome = 'running'")
-            polling = running.fetchone()[0]
-            pending = conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            queued = pending.fetchone()[0]
-        except sqlite3.Error:
-            return "starting"
-        finally:
-            conn.close()
         if polling:
             return "mid-poll"
         return "mid-delivery" if queued else "idle"
@@ -387,7 +193,7 @@ class Soak:
     def _baselined(self) -> bool:
         try:
             state = read_store(self.db)["baseline"]
-        except (sqlite3.Error, OSError):
+        except (StoreError, OSError):
             return False
         return all(state.get(s) for s in OBJECTS)
 
@@ -414,20 +220,22 @@ class Soak:
             )
             for source in config.sources:
                 records = await client.read_all(source)
-                out[source.name] = {str(r[source.key]): r for r in records}
+                out[source.name] = {  # as the engine reads them: normalized once
+                    str(r[source.key]): normalize_record(r, source.date_fields) for r in records
+                }
         return out
 
     def _caught_up(self, final: Mapping[str, Mapping[str, Any]], config: WatcherConfig) -> bool:
         try:
             data = read_store(self.db)
-        except sqlite3.Error:
+        except StoreError:
             return False
         if any(status == "pending" for _, status in data["outbox"]):
             return False
         received = {r.headers.get("webhook-id") for r in self.receiver.ok}
         return all(
             event_id in received for event_id, status in data["outbox"] if status == "delivered"
-        ) and _same(data["snapshots"], final, config.sources)
+        ) and same_as_truth(data["snapshots"], final, config.sources)
 
     async def run(self) -> SoakReport:
         started = time.monotonic()
@@ -521,23 +329,6 @@ class Soak:
                 verdict.fail(f"{log_file.name}: the access key appears in the log")
 
 
-def _same(
-    snapshots: Mapping[str, Mapping[str, Any]],
-    final: Mapping[str, Mapping[str, Any]],
-    sources: Sequence[SourceConfig],
-) -> bool:
-    from watcher.reliability.verify import visible
-
-    for source in sources:
-        stored = snapshots.get(source.name, {})
-        want = final[source.name]
-        if stored.keys() != want.keys():
-            return False
-        if any(visible(stored[k], want[k], source.ignore_fields) for k in want):
-            return False
-    return True
-
-
 async def run_soak(options: SoakOptions) -> SoakReport:
     if options.workdir is not None:
         options.workdir.mkdir(parents=True, exist_ok=True)
@@ -548,7 +339,7 @@ async def run_soak(options: SoakOptions) -> SoakReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m watcher.reliability.soak",
+        prog="python -m tests.reliability.soak",
         description="Crash soak: SIGKILL the daemon at random moments; prove nothing is lost.",
     )
     parser.add_argument("--kills", type=int, default=20, metavar="N")
@@ -582,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(report.summary(), flush=True)
     return 0 if report.ok else 1
+
+
+__all__ = ["Soak", "SoakOptions", "SoakReport", "read_store", "run_soak", "write_config"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,221 @@
+"""One batch of records compared with the stored state and committed, with its
+events routed to their deliveries (shared by every kind of poll).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+
+from watcher.clock import Clock, SystemClock
+from watcher.core.diff import Change, Touch, compare
+from watcher.core.events import CloudEvent, change_event, uuid7
+from watcher.core.normalize import Record, normalize_record
+from watcher.dates import format_utc
+from watcher.gainsight.budget import Priority
+from watcher.gainsight.query import Condition, select_of
+from watcher.poll.intake import RECORD_ERRORS, Page, keep_one, read_records
+from watcher.poll.paging import range_pages
+from watcher.poll.source import PageLike, RecordSource
+from watcher.poll.work import (
+    MAX_CLOCK_SKEW,
+    Hook,
+    Sweep,
+    no_hook,
+)
+from watcher.rules.match import Router
+from watcher.store.store import PageCommit, Store
+
+
+class PageWork:
+    """The engine's shared step: one batch of records -> one routed commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: RecordSource,
+        *,
+        host: str,
+        clock: Clock | None = None,
+        random_bits: Callable[[], int] | None = None,
+        hook: Hook | None = None,
+        confirm_batch: int = 500,
+        delete_batch: int = 500,
+        max_kept_events: int = 1000,
+        matcher: Router | None = None,
+    ) -> None:
+        self.store = store
+        self.matcher = matcher
+        self.client = client
+        self.host = host
+        self.clock: Clock = clock or SystemClock()
+        self._bits = random_bits or (lambda: secrets.randbits(74))
+        self.hook = hook or no_hook
+        self.confirm_batch = confirm_batch
+        self.delete_batch = delete_batch
+        self.max_kept_events = max_kept_events
+
+    def new_id(self) -> str:
+        return uuid7(self.clock.now(), self._bits())
+
+    def _prepare(self, sweep: Sweep) -> None:
+        """The field set this poll reads with, and those the stored snapshots were taken with."""
+        name = sweep.source.name
+        sweep.fields = frozenset(select_of(sweep.source))
+        sweep.field_set = self.store.field_set(name, sweep.fields, create=not sweep.result.dry_run)
+        sweep.stored_sets = self.store.field_sets(name)
+
+    def _process(
+        self,
+        sweep: Sweep,
+        records: Sequence[Record],
+        *,
+        mark_seen: bool = False,
+        page_number: int = 0,
+    ) -> PageCommit:
+        """Compare ``records`` with the stored state; build the commit (not yet written).
+
+        The fast path: the fingerprint of each record *as received* (the client hands
+        records over unnormalized) is compared with the stored one, so an unchanged
+        record costs a hash and an index lookup. Only records whose fingerprint
+        differs are normalized (:func:`watcher.core.normalize.normalize_record`, the
+        one normalization) and compared field by field: a different spelling of the
+        same values (epoch ms for ISO text), or a fingerprint an older version took of
+        its client-normalized record, then refreshes the snapshot silently. The checks
+        for odd data (a record without a usable key, a key read twice, a key that is
+        not Unicode text) cost one test per page unless
+        the page has one; such records are skipped or dropped with a warning, and
+        the rest of the page goes on.
+        """
+        source = sweep.source
+        result = sweep.result
+        page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
+        found, stored = self._read_page(sweep, records, mark_seen, page_number)
+        fresh, prints = found.records, found.prints
+        changed = [k for k in fresh if stored.get(k) != prints[k]]
+        if not changed:
+            return page
+        befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
+        now = self.clock.now()
+        for key in changed:
+            try:
+                after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
+            except RECORD_ERRORS as exc:
+                why = f"not comparable ({exc!r:.200})"
+                sweep.odd.skip(records, fresh[key], page_number, why)
+                continue
+            page.writes.append((key, prints[key], after))
+            if isinstance(outcome, Change):
+                if outcome.change == "created":
+                    result.created += 1
+                    if not sweep.emit_created:
+                        continue
+                else:
+                    result.updated += 1
+                page.events.append(self._event(sweep, outcome, now))
+            elif isinstance(outcome, Touch):
+                result.touched += 1
+        return page
+
+    def _read_page(
+        self, sweep: Sweep, records: Sequence[Record], mark_seen: bool, page_number: int
+    ) -> tuple[Page, dict[str, int]]:
+        """The page's usable records (:mod:`watcher.poll.intake`) and their stored fingerprints.
+
+        Also moves the poll's watermark candidate (never past now + MAX_CLOCK_SKEW). In
+        a full sweep, a key an earlier page already had is dropped: the copy read first
+        was compared and kept.
+        """
+        name = sweep.source.name
+        found = read_records(
+            records,
+            sweep.odd,
+            modified_field=sweep.source.modified_field,
+            top=sweep.max_modified,
+            ceiling=format_utc(self.clock.now() + MAX_CLOCK_SKEW),
+            page=page_number,
+        )
+        sweep.max_modified = found.top
+        if mark_seen:
+            sweep.seen_pages += 1
+            again = self.store.seen_mark(name, list(found.records), sweep.seen_pages)
+            for key in again:
+                del found.records[key], found.prints[key]
+            sweep.odd.duplicates(again, page_number)
+        stored = self.store.fingerprints(name, list(found.records))
+        if found.repeated:
+            keep_one(records, found, sweep.odd, stored=stored, page=page_number)
+        return found, stored
+
+    def _compare(
+        self, sweep: Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
+    ) -> tuple[Record, Change | Touch | None]:
+        """Normalize ``raw`` (the one normalization of a received record) and compare it
+        with the stored record, under today's rules.
+
+        The stored record is normalized again, so a change of the rules (a new
+        ``date_fields`` entry, non-finite numbers now null) is never reported as a
+        change of the data. Fields that are in only one of this poll's select and the
+        select the snapshot was taken with are refreshed silently.
+        """
+        date_fields = sweep.source.date_fields
+        after = normalize_record(raw, date_fields)
+        if stored is None:
+            return after, compare(key, None, after)
+        body, set_id = stored
+        ignore, reselected = self._ignored(sweep, set_id)
+        if reselected:
+            sweep.result.reselected += 1
+        return after, compare(key, normalize_record(body, date_fields), after, ignore)
+
+    def _ignored(self, sweep: Sweep, set_id: int) -> tuple[frozenset[str], bool]:
+        """Fields not compared for a snapshot taken with field set ``set_id``."""
+        known = sweep.ignores.get(set_id)
+        if known is not None:
+            return known
+        ignore = frozenset(sweep.source.ignore_fields)
+        old = sweep.stored_sets.get(set_id)
+        reselected = old is not None and old != sweep.fields
+        if old is not None and reselected:
+            ignore |= old ^ sweep.fields
+            result = sweep.result
+            result.fields_added = sorted({*result.fields_added, *(sweep.fields - old)})
+            result.fields_removed = sorted({*result.fields_removed, *(old - sweep.fields)})
+        sweep.ignores[set_id] = (ignore, reselected)
+        return ignore, reselected
+
+    def _event(self, sweep: Sweep, change: Change, now: datetime) -> CloudEvent:
+        source = sweep.source
+        return change_event(
+            change,
+            event_id=uuid7(now, self._bits()),
+            time=now,
+            host=self.host,
+            source_name=source.name,
+            object_name=source.object_name,
+            event_kind=source.event_kind,
+            poll_id=sweep.result.poll_id,
+            poll_mode=sweep.result.mode,
+        )
+
+    def _commit(self, sweep: Sweep, page: PageCommit) -> None:
+        """Route the page's events (rules matched here, not in the store), then write
+        events, deliveries and snapshot changes in one transaction."""
+        if sweep.result.dry_run:
+            return
+        if self.matcher is not None and page.events:
+            page.route(self.matcher)
+        committed = self.store.commit(sweep.source.name, page)
+        room = sweep.keep_events - len(sweep.result.events)
+        if room > 0:
+            sweep.result.events.extend(committed[:room])
+
+    def _range_pages(
+        self, sweep: Sweep, base: Sequence[Condition] = (), priority: Priority = Priority.LOW
+    ) -> AsyncIterator[PageLike]:
+        def probe(calls: int) -> None:
+            sweep.result.api_calls += calls  # a probe's rows are read again in its parts
+            self.hook("range_split")
+
+        return range_pages(self.client, sweep.source, base=base, priority=priority, probe=probe)

@@ -1,0 +1,117 @@
+"""The full sweep: all pages compared page by page, then the keys not seen are
+confirmed gone (:mod:`watcher.poll.confirm`) and deleted, or held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from watcher.dates import format_utc
+from watcher.gainsight.budget import Priority
+from watcher.gainsight.routes import paging_of
+from watcher.poll.confirm import Confirm
+from watcher.poll.paging import read_ahead
+from watcher.poll.source import PageLike
+from watcher.poll.work import (
+    MIN_HELD_DELETES,
+    PollResult,
+    Sweep,
+    cockpit_list,
+    collect_garbage,
+)
+from watcher.store.store import PageCommit
+
+
+class FullSweep(Confirm):
+    """The full sweep: every page, then the deletes of keys no page had."""
+
+    async def _full(
+        self,
+        sweep: Sweep,
+        allow_mass_delete: bool,
+        progress: Callable[[PollResult], None] | None,
+    ) -> None:
+        source, result = sweep.source, sweep.result
+        started_at = format_utc(self.clock.now())
+        total_before = self.store.count_snapshots(source.name)
+        self.store.seen_reset(source.name)
+        try:
+            async for fetched in self._sweep_pages(sweep):
+                result.pages += 1
+                result.records += len(fetched.records)
+                result.api_calls += fetched.calls
+                self.hook("page_fetched")
+                # Every sweep marks what it saw, the baseline too: a key read twice is
+                # noticed whatever the stored state.
+                page = self._process(
+                    sweep, fetched.records, mark_seen=True, page_number=fetched.number
+                )
+                page.poll_counts = {"pages": 1, "records": len(fetched.records)}
+                self._commit(sweep, page)
+                self.hook("page_committed")
+                collect_garbage(result.pages)
+                if progress is not None:
+                    progress(result)
+            if total_before > 0:  # only keys stored before this sweep can be missing
+                await self._sweep_deletes(sweep, total_before, allow_mass_delete)
+        finally:
+            self.store.seen_clear(source.name)
+        if result.dry_run or result.outcome == "held":
+            return
+        state = self.store.state(source.name)
+        updates: dict[str, Any] = {"last_full_at": started_at}
+        if state.baseline_at is None:
+            updates["baseline_at"] = started_at
+        if state.delete_log_since is None:
+            updates["delete_log_since"] = started_at
+        # A sweep read everything there was when it started: the watermark becomes
+        # no later than that start, even if an earlier poll had put it later.
+        mark = min(sweep.max_modified or started_at, started_at)
+        if state.watermark is not None:
+            mark = min(max(mark, state.watermark), started_at)
+        if mark != state.watermark:
+            updates["watermark"] = mark
+        self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
+
+    def _sweep_pages(self, sweep: Sweep) -> AsyncIterator[PageLike]:
+        if paging_of(sweep.source) == "offset" or cockpit_list(sweep.source):
+            return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
+        return self._range_pages(sweep)
+
+    async def _sweep_deletes(self, sweep: Sweep, total_before: int, allow_mass: bool) -> None:
+        source, result = sweep.source, sweep.result
+        result.missing = self.store.missing_collect(source.name)
+        if not result.missing:
+            self._clear_hold(sweep)
+            return
+        if result.records == 0 and not allow_mass:
+            # Nothing read at all while records are stored: an outage, a tenant that
+            # answers "no data" to everything, or an access key that lost its rights.
+            # Reads by key would ask the same tenant again: hold without asking.
+            self._hold(sweep, result.missing, total_before, "the sweep read no records")
+            return
+        # Confirm: a key the pages skipped is read again by key; only absent keys are deletes.
+        for batch in self.store.missing_batches(source.name, self.confirm_batch):
+            self.hook("confirm_batch")
+            absent = set(await self._read_absent(sweep, batch, mark_seen=True))
+            undecided = [k for k in batch if k not in absent]
+            if undecided:  # found again (already marked) or not confirmed: not deleted now
+                self.store.seen_add(source.name, undecided)
+        confirmed = self.store.missing_collect(source.name)
+        if not confirmed:
+            self._clear_hold(sweep)
+            return
+        fraction = confirmed / total_before if total_before else 1.0
+        reason = None
+        if confirmed >= total_before:  # whatever the size: a 5-record source is not "small"
+            reason = "the sweep would delete every record of the source"
+        elif confirmed >= MIN_HELD_DELETES and fraction > source.max_delete_fraction:
+            reason = "the deletes exceed max_delete_fraction"
+        if reason is not None and not allow_mass:
+            self._hold(sweep, confirmed, total_before, reason)
+            return
+        for batch in self.store.missing_batches(source.name, self.delete_batch):
+            self.hook("delete_batch")
+            self._delete(sweep, batch)
+        self._clear_hold(sweep)

@@ -1,0 +1,267 @@
+"""Table ``snapshots`` (the last record read per source and key), ``field_sets`` (the
+select each snapshot was read with) and the sweep's seen-set (connection-private
+``temp`` tables). Writes of snapshots happen in :meth:`watcher.store.Store.commit`.
+"""
+
+# ruff: noqa: S608  # SQL text only interpolates "?" placeholders and fixed table names
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+
+from watcher.clock import Clock
+from watcher.core.normalize import Record
+from watcher.dates import format_utc
+from watcher.store.db import transaction, translate_errors
+
+# SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
+CHUNK = 900
+
+# ASCII-only: a lone surrogate ("\\ud800" is a legal JSON escape) stays an escape, and
+# SQLite, which stores UTF-8, never sees text it cannot encode. NaN and Infinity have
+# no JSON spelling: records are normalized without them, and writing one is an error.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def snapshot_text(record: Record) -> str:
+    """Snapshot text: compact JSON, fields in the order Gainsight sent them."""
+    return _ENCODER.encode(record)
+
+
+def write_snapshots(
+    conn: sqlite3.Connection,
+    source: str,
+    writes: Sequence[tuple[str, int, Record]],
+    deletes: Sequence[str],
+    *,
+    field_set: int | None,
+    now: str,
+) -> None:
+    """Upsert and delete snapshots (in the caller's transaction)."""
+    if writes:
+        conn.executemany(
+            "INSERT INTO snapshots (source, key, fp, body, updated_at, fields) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
+            "fp = excluded.fp, body = excluded.body, updated_at = excluded.updated_at, "
+            "fields = COALESCE(excluded.fields, fields)",
+            ((source, key, fp, snapshot_text(rec), now, field_set) for key, fp, rec in writes),
+        )
+    if deletes:
+        conn.executemany(
+            "DELETE FROM snapshots WHERE source = ? AND key = ?",
+            ((source, key) for key in deletes),
+        )
+
+
+class Snapshots:
+    """Reads of ``snapshots`` and ``field_sets``; the sweep's seen-set."""
+
+    conn: sqlite3.Connection
+    clock: Clock
+
+    def count_snapshots(self, source: str) -> int:
+        with translate_errors("count snapshots"):
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM snapshots WHERE source = ?", (source,)
+            ).fetchone()
+        return int(row[0])
+
+    def fingerprints(self, source: str, keys: Sequence[str]) -> dict[str, int]:
+        """Stored fingerprint of each of ``keys`` that has a snapshot."""
+        out: dict[str, int] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                out.update(
+                    self.conn.execute(
+                        f"SELECT key, fp FROM snapshots WHERE source = ? AND key IN ({marks})",
+                        (source, *chunk),
+                    )
+                )
+        return out
+
+    def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
+        """Stored record of each of ``keys`` that has a snapshot."""
+        out: dict[str, Record] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, body in self.conn.execute(
+                    f"SELECT key, body FROM snapshots WHERE source = ? AND key IN ({marks})",
+                    (source, *chunk),
+                ):
+                    out[key] = json.loads(body)
+        return out
+
+    def snapshot_rows(self, source: str, keys: Sequence[str]) -> dict[str, tuple[Record, int]]:
+        """Stored record and field-set id (:meth:`field_sets`) of each of ``keys``."""
+        out: dict[str, tuple[Record, int]] = {}
+        with translate_errors("read snapshots"):
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, body, fields in self.conn.execute(
+                    f"SELECT key, body, COALESCE(fields, 0) FROM snapshots "
+                    f"WHERE source = ? AND key IN ({marks})",
+                    (source, *chunk),
+                ):
+                    out[key] = (json.loads(body), fields)
+        return out
+
+    # -- the field sets snapshots were taken with ----------------------------------
+    # A field set is a source's effective select, sorted. Snapshots written before
+    # field sets were recorded carry none (id 0): they count as taken with the
+    # source's first recorded field set - the select in force when this version
+    # first polled it.
+
+    def field_set(self, source: str, fields: Iterable[str], *, create: bool = True) -> int | None:
+        """The id of ``fields`` for ``source`` (created unless ``create`` is false)."""
+        text = json.dumps(sorted(set(fields)), separators=(",", ":"))
+        with translate_errors("read field sets"):
+            row = self.conn.execute(
+                "SELECT id FROM field_sets WHERE source = ? AND fields = ?", (source, text)
+            ).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        with transaction(self.conn, "record a field set"):
+            cur = self.conn.execute(
+                "INSERT INTO field_sets (source, fields, created_at) VALUES (?, ?, ?)",
+                (source, text, format_utc(self.clock.now())),
+            )
+        return int(cur.lastrowid or 0)
+
+    def field_sets(self, source: str) -> dict[int, frozenset[str]]:
+        """Every recorded field set of ``source`` by id; id 0 is the first one recorded."""
+        with translate_errors("read field sets"):
+            rows = self.conn.execute(
+                "SELECT id, fields FROM field_sets WHERE source = ? ORDER BY id", (source,)
+            ).fetchall()
+        out = {int(ident): frozenset(json.loads(text)) for ident, text in rows}
+        if rows:
+            out[0] = out[int(rows[0][0])]
+        return out
+
+    def iter_snapshots(self, source: str) -> Iterator[tuple[str, Record]]:
+        """Every stored (key, record) of ``source`` in key order (tests, small sources)."""
+        with translate_errors("read snapshots"):
+            rows = self.conn.execute(
+                "SELECT key, body FROM snapshots WHERE source = ? ORDER BY key", (source,)
+            ).fetchall()
+        for key, body in rows:
+            yield key, json.loads(body)
+
+    # -- the sweep's seen-set (connection-private temp tables) --------------------
+    # Rows carry the source, so concurrent sweeps of different sources on one
+    # connection keep separate sets.
+
+    def seen_reset(self, source: str) -> None:
+        with translate_errors("prepare sweep"):
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS seen (source TEXT NOT NULL, key TEXT NOT NULL, "
+                "page INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source, key)) WITHOUT ROWID"
+            )
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS missing "
+                "(n INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL)"
+            )
+            self.seen_clear(source)
+
+    def seen_add(self, source: str, keys: Iterable[str]) -> None:
+        """Add keys to the seen-set (temp tables only: no lock on the database)."""
+        with translate_errors("mark seen keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO temp.seen (source, key) VALUES (?, ?)",
+                ((source, k) for k in keys),
+            )
+            if own:
+                self.conn.execute("COMMIT")
+
+    def seen_mark(self, source: str, keys: Sequence[str], page: int) -> list[str]:
+        """Add one page's keys to the seen-set; return those an earlier page already had.
+
+        The common case costs nothing extra: only when fewer rows were added than
+        keys given are the repeated keys looked up.
+        """
+        with translate_errors("mark seen keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            cur = self.conn.executemany(
+                "INSERT OR IGNORE INTO temp.seen (source, key, page) VALUES (?, ?, ?)",
+                ((source, k, page) for k in keys),
+            )
+            again: list[str] = []
+            if cur.rowcount < len(keys):
+                for start in range(0, len(keys), CHUNK):
+                    chunk = keys[start : start + CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    again.extend(
+                        row[0]
+                        for row in self.conn.execute(
+                            f"SELECT key FROM temp.seen WHERE source = ? AND page != ? "
+                            f"AND key IN ({marks})",
+                            (source, page, *chunk),
+                        )
+                    )
+            if own:
+                self.conn.execute("COMMIT")
+        return again
+
+    def missing_collect(self, source: str) -> int:
+        """Store the keys with a snapshot that the sweep did not see; return how many."""
+        with translate_errors("find missing keys"):
+            self.conn.execute("DELETE FROM temp.missing WHERE source = ?", (source,))
+            cur = self.conn.execute(
+                "INSERT INTO temp.missing (source, key) SELECT s.source, s.key FROM snapshots s "
+                "WHERE s.source = ? AND NOT EXISTS "
+                "(SELECT 1 FROM temp.seen t WHERE t.source = s.source AND t.key = s.key) "
+                "ORDER BY s.key",
+                (source,),
+            )
+        return int(cur.rowcount)
+
+    def missing_batches(self, source: str, size: int) -> Iterator[list[str]]:
+        """The collected missing keys, ``size`` at a time (bounded memory)."""
+        last = 0
+        while True:
+            with translate_errors("read missing keys"):
+                rows = self.conn.execute(
+                    "SELECT n, key FROM temp.missing WHERE source = ? AND n > ? ORDER BY n LIMIT ?",
+                    (source, last, size),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[1] for r in rows]
+
+    def key_after(self, source: str, key: str) -> str | None:
+        """A key seen in this sweep (else stored) that sorts after ``key``: a sentinel."""
+        with translate_errors("read a sentinel key"):
+            for sql in (
+                "SELECT key FROM temp.seen WHERE source = ? AND key > ? ORDER BY key LIMIT 1",
+                "SELECT key FROM snapshots WHERE source = ? AND key > ? ORDER BY key LIMIT 1",
+            ):
+                try:
+                    row = self.conn.execute(sql, (source, key)).fetchone()
+                except sqlite3.OperationalError:  # no seen-set outside a full sweep
+                    continue
+                if row:
+                    return str(row[0])
+        return None
+
+    def seen_clear(self, source: str) -> None:
+        with translate_errors("finish sweep"):
+            for table in ("seen", "missing"):
+                exists = self.conn.execute(
+                    "SELECT 1 FROM temp.sqlite_master WHERE name = ?", (table,)
+                ).fetchone()
+                if exists:
+                    self.conn.execute(f"DELETE FROM temp.{table} WHERE source = ?", (source,))
