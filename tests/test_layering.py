@@ -168,9 +168,8 @@ def test_the_checks_see_a_cycle_and_a_wrong_arrow() -> None:
     assert _unit("watcher.errors") == "errors"
 
 
-#: ``assert`` statements left in modules the data-path restructuring (issue 10, the
-#: store and core half) rewrites; remove an entry when its assert goes.
-ASSERTS_ELSEWHERE = frozenset({"watcher/store/outbox.py", "watcher/core/diff.py"})
+#: Modules allowed an ``assert`` (none: run-time checks raise instead).
+ASSERTS_ELSEWHERE: frozenset[str] = frozenset()
 
 
 def test_no_assert_for_run_time_checks() -> None:

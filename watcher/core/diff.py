@@ -98,7 +98,6 @@ def compare(
     if before is None and after is None:
         return None
     if before is None:
-        assert after is not None
         return Change("created", key, None, after)
     if after is None:
         return Change("deleted", key, before, None)

@@ -33,8 +33,8 @@ from watcher import httpserve
 from watcher.daemon.health import Readiness
 from watcher.daemon.http_guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS, limited_h11
 from watcher.daemon.metrics import CONTENT_TYPE, Metrics
-from watcher.daemon.state import FeedPage, StoreView
 from watcher.daemon.status_routes import status_routes
+from watcher.store.view import FeedPage, StoreView
 
 __all__ = ["EventSignal", "HttpServer", "Readiness", "bind", "create_app"]
 

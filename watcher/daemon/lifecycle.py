@@ -22,10 +22,12 @@ from watcher.daemon.http_guard import guard
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.schedule import Job, jobs_for, reschedule
 from watcher.daemon.sdnotify import Notifier
-from watcher.daemon.state import ScheduleState, StoreView
 from watcher.daemon.supervision import AuthHold, DispatcherSupervisor, Purger
 from watcher.errors import ConfigError, WatcherError
 from watcher.logging import get_logger, redact, register_secret
+from watcher.store.db import store_path
+from watcher.store.schedule import ScheduleState
+from watcher.store.view import StoreView
 
 log = get_logger("watcher.daemon")
 
@@ -64,8 +66,7 @@ class Lifecycle:
     _store_inode: int | None
 
     def _db_path(self, config: WatcherConfig) -> Path:
-        path = Path(config.store.path)
-        return path if path.is_absolute() else self.base_dir / path
+        return store_path(config, self.base_dir)
 
     # -- control (signal handlers call these) -----------------------------------
 

@@ -35,7 +35,6 @@ from watcher.daemon.lifecycle import Lifecycle
 from watcher.daemon.metrics import Metrics
 from watcher.daemon.schedule import Job, due_at, jobs_for, next_wake, plan, reschedule
 from watcher.daemon.sdnotify import Notifier
-from watcher.daemon.state import ScheduleState, StoreView
 from watcher.daemon.supervision import (
     AUTH_BACKOFF_S,
     DISPATCHER_RESTART_S,
@@ -50,6 +49,8 @@ from watcher.daemon.supervision import (
 )
 from watcher.errors import WatcherError
 from watcher.logging import get_logger, redact
+from watcher.store.schedule import ScheduleState
+from watcher.store.view import StoreView
 
 __all__ = [  # the daemon's public names, wherever they are defined
     "AUTH_BACKOFF_S",

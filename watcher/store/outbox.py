@@ -316,7 +316,8 @@ class Outbox:
 
     def pause(self, kind: str, name: str, *, reason: str, now: datetime) -> bool:
         """Pause a rule or sink; False when it was already paused."""
-        assert kind in ("rule", "sink")
+        if kind not in ("rule", "sink"):
+            raise ValueError(f"pause: kind {kind!r} is neither 'rule' nor 'sink'")
         with transaction(self.conn, "pause"):
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO pauses (kind, name, paused_at, reason) VALUES (?, ?, ?, ?)",
