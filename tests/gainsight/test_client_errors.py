@@ -439,3 +439,20 @@ async def test_a_short_page_answered_again_for_the_next_offset_ends_the_read() -
         got = [r async for p in client.iter_pages(source()) for r in p.records]
     assert got == rows
     assert len(seen) == 2
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+async def test_429_saying_retry_now_for_ever_is_not_hammered(retry_after: str) -> None:
+    """A Retry-After of 0 or in the past still waits a second per attempt, so a tenant
+    that keeps answering 429 "now" ends in RateLimitedError after max_retry_after_s
+    (before: the client retried at once, for ever on a fake clock, 15 minutes of
+    back-to-back requests on a real one)."""
+    clock = FakeClock(datetime(2026, 11, 23, 16, 0, 20, tzinfo=UTC))
+    handler, seen = sequence(
+        json_response(429, envelope(None, result=False), **{"Retry-After": retry_after})
+    )
+    async with mock_client(handler, clock=clock) as client:
+        with pytest.raises(RateLimitedError, match="429"):
+            await client.ping()
+    assert all(wait >= 1.0 for wait in clock.slept if wait)
+    assert len(seen) <= 901

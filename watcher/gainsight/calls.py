@@ -54,6 +54,7 @@ from watcher.logging import get_logger, register_secret
 
 KEY_SETTING = "gainsight.access_key_env / gainsight.access_key_file"
 WINDOW_S = 60.0  # Gainsight's documented fixed rate-limit window
+MIN_429_WAIT_S = 1.0  # the least a 429 waits, whatever its Retry-After says
 AUTH_CODES = frozenset({"GS_APIG_2401", "GSOBJ_1024"})
 
 _log = get_logger("watcher.gainsight")
@@ -344,7 +345,13 @@ class ApiCaller:
         self.stats.rate_limited += 1
         self.stats.count_error("rate_limited")
         after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
-        delay = after if after is not None else self._until_window(tries.rate_limited)
+        # A Retry-After of 0 or in the past still waits a second: a server that keeps
+        # saying "now" must not be hammered (or, on a fake clock, spun on for ever).
+        delay = (
+            max(after, MIN_429_WAIT_S)
+            if after is not None
+            else self._until_window(tries.rate_limited)
+        )
         if tries.waited + delay > self.max_retry_after_s:
             self.budget.note_rate_limited(min(delay, self.max_retry_after_s))
             raise RateLimitedError(
