@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.poll.helpers import Harness, company, source_config
+from tests.poll.helpers import Harness, company, source_config, tenant
 from watcher.core.normalize import fingerprint, normalize_record
 from watcher.testing.memory import MemorySource
 
@@ -71,3 +71,19 @@ async def test_a_date_format_change_of_the_tenant_is_no_event(tmp_path: Path) ->
     assert (changed.created, changed.updated) == (0, 0)
     assert h.changes() == []
     assert _stored_fps(h) == {k: fingerprint(r) for k, r in h.feed.records.items()}
+
+
+async def test_the_stored_fingerprints_of_a_page_are_read_in_one_query(tmp_path: Path) -> None:
+    source = source_config(page_size=2000)
+    feed = tenant(4000, page_size=2000)  # pages larger than SQLite's parameter chunks
+    h = Harness(tmp_path / "watcher.db", feed)
+    await h.poller.poll(source, "full")
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+    try:
+        result = await h.poller.poll(source, "full")
+    finally:
+        h.store.conn.set_trace_callback(None)
+    assert result.pages == 3  # two full pages and the empty one that ends paging
+    lookups = [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
+    assert len(lookups) == 2

@@ -68,19 +68,21 @@ class Snapshots:
         return int(row[0])
 
     def fingerprints(self, source: str, keys: Sequence[str]) -> dict[str, int]:
-        """Stored fingerprint of each of ``keys`` that has a snapshot."""
-        out: dict[str, int] = {}
+        """Stored fingerprint of each of ``keys`` that has a snapshot.
+
+        One query for a whole page, whatever its size: the keys go in as one JSON array
+        (``json_each``), and SQLite looks each up in the primary key.
+        """
+        if not keys:
+            return {}
         with translate_errors("read snapshots"):
-            for start in range(0, len(keys), CHUNK):
-                chunk = keys[start : start + CHUNK]
-                marks = ",".join("?" * len(chunk))
-                out.update(
-                    self.conn.execute(
-                        f"SELECT key, fp FROM snapshots WHERE source = ? AND key IN ({marks})",
-                        (source, *chunk),
-                    )
+            return dict(
+                self.conn.execute(
+                    "SELECT key, fp FROM snapshots WHERE source = ? "
+                    "AND key IN (SELECT value FROM json_each(?))",
+                    (source, json.dumps(list(keys))),
                 )
-        return out
+            )
 
     def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
         """Stored record of each of ``keys`` that has a snapshot."""
