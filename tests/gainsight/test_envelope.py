@@ -115,3 +115,19 @@ def test_result_true_with_an_empty_data_object_is_an_empty_page() -> None:
     reply = read_records(body, what="/v1/data/objects/query/Company", status=200)
     assert reply.records == []
     assert reply.no_rows_form == "empty-data"
+
+
+def test_replies_orjson_refuses_are_read_as_the_stdlib_reads_them() -> None:
+    """NaN, a number beyond a double and a lone surrogate escape reach the intake as
+    ``json`` reads them (the intake nulls or skips them); anything else stays an error."""
+    import math
+
+    from watcher.gainsight.envelope import parse_json
+
+    body = parse_json(b'{"a": NaN, "b": 1e400, "c": "\\ud800", "d": [1, 2.5]}')
+    assert math.isnan(body["a"])
+    assert body["b"] == math.inf
+    assert body["c"] == "\ud800"
+    assert body["d"] == [1, 2.5]
+    with pytest.raises(ValueError):
+        parse_json(b'{"a": ')

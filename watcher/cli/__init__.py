@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from watcher import __version__
-from watcher.config import default_config_path
 from watcher.errors import ConfigError, WatcherError
-from watcher.logging import configure_logging, redact
+
+# Only what the parser needs is imported here: each command imports its own
+# packages when it runs, so `watcher --help` and `watcher poll` stay quick to start.
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -78,12 +79,16 @@ def _accept_config_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentPar
 def config_path(args: argparse.Namespace) -> str:
     """The config file as an absolute path, so every error names files unambiguously
     (the config, its rules folder, the store) whatever directory the command ran in."""
+    from watcher.config import default_config_path
+
     return os.path.abspath(Path(args.config or default_config_path()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from watcher.logging import configure_logging, redact
+
     # Commands log to stderr so their stdout (tables, --json lines) stays clean;
     # `watcher run` reconfigures to stdout, where journald picks the lines up.
     configure_logging(level=args.log_level, stream=sys.stderr)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from watcher.config import WatcherConfig, load_config, resolve_secret
 from watcher.errors import SecretError, SourceError
-from watcher.gainsight.routes import path_of
-from watcher.logging import redact
+
+if TYPE_CHECKING:
+    from watcher.config import WatcherConfig
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def check_secrets(config: WatcherConfig, base_dir: Path) -> None:
     """Resolve every secret; collect all problems into one ConfigError."""
+    from watcher.config import resolve_secret
+
     problems = []
     for ref in config.secret_refs():
         try:
@@ -45,6 +48,7 @@ def check_secrets(config: WatcherConfig, base_dir: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from watcher.cli import config_path
+    from watcher.config import load_config
 
     path = Path(config_path(args))
     config = load_config(path)
@@ -78,6 +82,8 @@ def _check_rules(config: WatcherConfig, base_dir: Path) -> str:
 
 def _connect(config: WatcherConfig, base_dir: Path) -> int:
     from watcher.gainsight.connect import check_connection, probe_sources
+    from watcher.gainsight.routes import path_of
+    from watcher.logging import redact
 
     try:
         if not config.sources:

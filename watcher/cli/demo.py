@@ -14,7 +14,6 @@ environment variables, as in production.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import os
 import secrets
@@ -27,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from watcher.config import load_config
 from watcher.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,6 +82,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watcher.logging import configure_logging
 
     for needed in (EXAMPLE, RULES):
@@ -112,6 +112,8 @@ def demo_config(example: Mapping[str, Any], *, base_url: str, folder: Path, http
 
 
 async def _demo(args: argparse.Namespace, folder: Path) -> int:
+    import asyncio
+
     from watcher.cli.run import build_daemon
     from watcher.daemon.lock import DaemonLock
     from watcher.sim.driver import drive_mutations
@@ -151,6 +153,8 @@ async def _demo(args: argparse.Namespace, folder: Path) -> int:
                     http_port=free_or_any(args.http_port),
                 )
             )
+            from watcher.config import load_config
+
             config = load_config(config_file)
             _banner(out, args, sim.base_url, folder)
             driver = asyncio.create_task(

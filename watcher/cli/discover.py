@@ -8,13 +8,10 @@ With OBJECT it also prints a ``[[sources]]`` block ready to paste into
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from watcher.config import load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watcher.cli import config_path
+    from watcher.config import load_config
 
     path = Path(config_path(args)).resolve()
     config = load_config(path)

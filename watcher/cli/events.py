@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watcher.config import load_config
-from watcher.dates import format_utc, parse_when
 from watcher.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _store(args: argparse.Namespace) -> Store:
     """Open the configured store; imported lazily so `watcher --help` starts fast."""
     from watcher.cli import config_path
+    from watcher.config import load_config
     from watcher.store import Store
     from watcher.store.db import store_path
 
@@ -98,6 +97,7 @@ def _store(args: argparse.Namespace) -> Store:
 def _known_source(args: argparse.Namespace, store: Store) -> None:
     """``--source`` must be a configured source (or one the log still has events of)."""
     from watcher.cli import config_path
+    from watcher.config import load_config
 
     names = [s.name for s in load_config(Path(config_path(args))).sources]
     if args.source in names or store.list_events(source=args.source, limit=1):
@@ -108,6 +108,8 @@ def _known_source(args: argparse.Namespace, store: Store) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from watcher.dates import format_utc, parse_when
+
     since = None
     if args.since:
         try:

@@ -8,18 +8,15 @@ wait in the outbox for ``watcher run``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from watcher.config import SourceConfig, WatcherConfig, load_config
 from watcher.errors import ConfigError
-from watcher.logging import configure_logging
-from watcher.store.db import store_path
 
 if TYPE_CHECKING:
+    from watcher.config import SourceConfig, WatcherConfig
     from watcher.rules.match import Router
 
 
@@ -82,7 +79,11 @@ def _router(config: WatcherConfig, base_dir: Path) -> Router:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watcher.cli import config_path
+    from watcher.config import load_config
+    from watcher.logging import configure_logging
 
     path = Path(config_path(args))
     config = load_config(path)
@@ -129,6 +130,7 @@ async def _poll(
     from watcher.gainsight import open_client
     from watcher.poll import Poller
     from watcher.store import Store
+    from watcher.store.db import store_path
 
     clock = SystemClock()
     store = Store.open(store_path(config, base_dir), clock=clock)

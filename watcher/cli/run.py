@@ -8,17 +8,13 @@ one exits 1 with a clear message. Under systemd it speaks sd_notify.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watcher.clock import SystemClock
-from watcher.config import WatcherConfig, load_config
-from watcher.logging import configure_logging, get_logger
-
 if TYPE_CHECKING:
+    from watcher.config import WatcherConfig
     from watcher.daemon.runner import Daemon
 
 
@@ -53,10 +49,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watcher.cli import config_path
     from watcher.cli.check import check_secrets
+    from watcher.clock import SystemClock
+    from watcher.config import load_config
     from watcher.daemon.lock import DaemonLock
     from watcher.daemon.wiring import mark_interrupted
+    from watcher.logging import configure_logging, get_logger
     from watcher.store.db import store_path
 
     path = Path(config_path(args))
@@ -82,6 +83,7 @@ def build_daemon(
     every_s: float | None = None,
 ) -> Daemon:
     """The daemon on the real parts (client, poll engine, rules, dispatcher)."""
+    from watcher.clock import SystemClock
     from watcher.daemon.metrics import Metrics
     from watcher.daemon.runner import Daemon
     from watcher.daemon.sdnotify import Notifier
@@ -115,6 +117,8 @@ async def serve(
     every_s: float | None = None,
 ) -> int:
     """Run the daemon in this event loop until a signal stops it."""
+    import asyncio
+
     daemon = build_daemon(config, path, grace_s=grace_s, every_s=every_s)
     daemon.install_signal_handlers(asyncio.get_running_loop())
     code = await daemon.run(max_polls=max_polls)

@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from watcher.daemon.status_page import NONE
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -66,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 def text(status: dict[str, Any]) -> str:
     """The status as a terminal block (pure)."""
+    from watcher.daemon.status_page import NONE
+
     daemon = status["daemon"]
     running = (
         f"daemon running (pid {daemon['pid']})"
@@ -155,4 +155,6 @@ def text(status: dict[str, Any]) -> str:
 
 
 def _secs(value: Any) -> str:
+    from watcher.daemon.status_page import NONE
+
     return NONE if value is None else f"{float(value):.1f}s"

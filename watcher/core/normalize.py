@@ -52,6 +52,10 @@ _MAX_EXACT_INT = 2**53
 _DATE_FIELDS: dict[str, bool] = {}
 _CANONICAL_LEN = len("2026-11-23T16:00:00.000Z")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Bound once: fingerprint() runs for every record of every sweep.
+_dumps = marshal.dumps
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
 
 
 def _is_date_field(field: str) -> bool:
@@ -181,9 +185,8 @@ def fingerprint(record: Mapping[str, Any]) -> int:
     # marshal version 2 writes no back-references, so equal records give equal bytes
     # whatever objects they share; it is C-fast (bench/sweep.py: 1.9 vs 2.9 us a record
     # for repr). Its format may change with Python: that costs one compare, as above.
-    plain = record if isinstance(record, dict) else dict(record)
-    digest = hashlib.blake2b(marshal.dumps(plain, 2), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    plain = record if type(record) is dict else dict(record)
+    return _from_bytes(_blake2b(_dumps(plain, 2), digest_size=8).digest(), "big", signed=True)
 
 
 def same_value(a: Any, b: Any) -> bool:

@@ -155,7 +155,11 @@ def real_builder(
                 store = Store.open(db, clock=clock)
                 stores.append(store)
                 pollers[source.name] = Poller(
-                    store, client, host=gs.host, clock=clock, matcher=router
+                    store,
+                    client,
+                    host=gs.host,
+                    clock=clock,
+                    matcher=router,
                 )
             delivery_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False)
@@ -173,6 +177,8 @@ def real_builder(
                 sink_configs=config.sinks,
                 counter=metrics,
             )
+            for poller in pollers.values():
+                poller.on_commit = dispatcher.wake  # deliver on commit, not at poll end
         except BaseException:
             for store in stores:
                 store.close()

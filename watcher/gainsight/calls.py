@@ -44,6 +44,7 @@ from watcher.gainsight.envelope import (
     error_desc,
     header_request_id,
     is_envelope,
+    parse_json,
     read_records,
 )
 from watcher.gainsight.query import (
@@ -377,7 +378,7 @@ class ApiCaller:
 
     def _body(self, response: httpx.Response) -> Any:
         try:
-            return json.loads(response.content)
+            return parse_json(response.content)
         except (ValueError, RecursionError):
             return None
 

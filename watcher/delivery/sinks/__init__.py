@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 import httpx
 
@@ -27,13 +27,15 @@ from watcher.delivery.base import Sink
 from watcher.delivery.render import check_link_template
 from watcher.delivery.signing import secret_key
 from watcher.delivery.sinks.command import CommandSink
-from watcher.delivery.sinks.nats import NatsAuth, NatsSink
 from watcher.delivery.sinks.python import PythonSink, import_callable
 from watcher.delivery.sinks.slack import SlackRateLimiter, SlackSink
 from watcher.delivery.sinks.webhook import OWN_HEADERS, WebhookSink
 from watcher.errors import ConfigError
 from watcher.logging import register_secret
 from watcher.rules.loader import RuleSet, load_rules
+
+if TYPE_CHECKING:  # the nats client is imported only when a nats sink is built
+    from watcher.delivery.sinks.nats import NatsAuth
 
 PREVIEW_URL = "http://127.0.0.1/preview"
 _PREVIEW_KEY = b"preview-only-key-not-a-secret!!!"
@@ -86,6 +88,8 @@ class _Secrets:
         return import_callable(sink.callable, f"sinks.{name}.callable")
 
     def nats_auth(self, name: str, sink: NatsSinkConfig) -> NatsAuth:
+        from watcher.delivery.sinks.nats import NatsAuth
+
         token = None
         if sink.token_env is not None or sink.token_file is not None:
             ref = SecretRef(setting=f"sinks.{name}.token", env=sink.token_env, file=sink.token_file)
@@ -204,6 +208,8 @@ def _build(
                 link_template=cfg.link_template,
             )
         elif isinstance(cfg, NatsSinkConfig):
+            from watcher.delivery.sinks.nats import NatsSink
+
             sinks[name] = NatsSink(
                 name,
                 url=cfg.url,

@@ -1,0 +1,89 @@
+"""Upgrading over an older fingerprint scheme: stored fingerprints that no longer match
+(an older version hashed the *normalized* record; this one hashes it as received) fall
+through to the normalized comparison, which finds nothing changed: no event, each
+snapshot refreshed silently with the new fingerprint, and the sweep after that compares
+by fingerprint alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.poll.helpers import Harness, company, source_config, tenant
+from watcher.core.normalize import fingerprint, normalize_record
+from watcher.testing.memory import MemorySource
+
+RENEWAL_MS = 1_790_000_000_000  # an epoch-ms date as the tenant sends it
+
+
+def _tenant(n: int) -> MemorySource:
+    records = {}
+    for i in range(n):
+        record = company(i, RenewalDate=RENEWAL_MS + i * 86_400_000, Arr=1000.0 * i + 0.0)
+        records[record["Gsid"]] = record
+    return MemorySource(records, page_size=10)
+
+
+def _stored_fps(h: Harness) -> dict[str, int]:
+    rows = h.store.conn.execute("SELECT key, fp FROM snapshots WHERE source = 'companies'")
+    return dict(rows.fetchall())
+
+
+async def test_a_sweep_after_a_fingerprint_scheme_change_refreshes_silently(
+    tmp_path: Path,
+) -> None:
+    source = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate", "RenewalDate"))
+    h = Harness(tmp_path / "watcher.db", _tenant(30))
+    await h.poller.poll(source, "full")  # baseline
+    # What an older version stored: the fingerprint of the normalized record.
+    with h.store.conn:
+        for key, body in h.store.conn.execute(
+            "SELECT key, body FROM snapshots WHERE source = 'companies'"
+        ).fetchall():
+            old = fingerprint(normalize_record(json.loads(body)))
+            h.store.conn.execute(
+                "UPDATE snapshots SET fp = ? WHERE source = 'companies' AND key = ?", (old, key)
+            )
+    raw = {k: fingerprint(r) for k, r in h.feed.records.items()}
+    assert all(raw[k] != fp for k, fp in _stored_fps(h).items())  # every one mismatches
+
+    upgraded = await h.poller.poll(source, "full")
+
+    assert (upgraded.created, upgraded.updated, upgraded.deleted) == (0, 0, 0)
+    assert h.changes() == []
+    assert _stored_fps(h) == raw  # the new scheme's fingerprints are stored
+
+    steady = await h.poller.poll(source, "full")
+    assert (steady.created, steady.updated, steady.touched) == (0, 0, 0)
+    assert h.changes() == []
+
+
+async def test_a_date_format_change_of_the_tenant_is_no_event(tmp_path: Path) -> None:
+    """Epoch ms today, ISO text tomorrow: the raw fingerprint changes, the values do not."""
+    source = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate", "RenewalDate"))
+    h = Harness(tmp_path / "watcher.db", _tenant(12))
+    await h.poller.poll(source, "full")
+    for record in h.feed.records.values():
+        ms = record["RenewalDate"]
+        record["RenewalDate"] = normalize_record({"RenewalDate": ms})["RenewalDate"]
+        assert isinstance(record["RenewalDate"], str)
+    changed = await h.poller.poll(source, "full")
+    assert (changed.created, changed.updated) == (0, 0)
+    assert h.changes() == []
+    assert _stored_fps(h) == {k: fingerprint(r) for k, r in h.feed.records.items()}
+
+
+async def test_the_stored_fingerprints_of_a_page_are_read_in_one_query(tmp_path: Path) -> None:
+    source = source_config(page_size=2000)
+    feed = tenant(4000, page_size=2000)  # pages larger than SQLite's parameter chunks
+    h = Harness(tmp_path / "watcher.db", feed)
+    await h.poller.poll(source, "full")
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+    try:
+        result = await h.poller.poll(source, "full")
+    finally:
+        h.store.conn.set_trace_callback(None)
+    assert result.pages == 3  # two full pages and the empty one that ends paging
+    lookups = [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
+    assert len(lookups) == 2
