@@ -4,7 +4,7 @@ source's fast lane stored while the sweep ran (deterministic: a gated tenant).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,15 @@ class GatedSource(MemorySource):
         self.gate = False
         self.page2_read = asyncio.Event()
         self.release = asyncio.Event()
+        self.after_fetch: Callable[[], Awaitable[None]] | None = None
+
+    async def fetch_by_keys(
+        self, source: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
+    ) -> list[dict[str, Any]]:
+        found = await super().fetch_by_keys(source, keys, priority=priority)
+        if self.after_fetch is not None:
+            await self.after_fetch()
+        return found
 
     async def iter_pages(
         self,
@@ -93,18 +102,13 @@ async def test_sweep_keeps_a_key_the_fast_lane_wrote_while_it_confirmed(tmp_path
     gone = company(3)["Gsid"]
     del feed.records[gone]  # a real delete: the sweep confirms it by key, then deletes
     created = company(99, ModifiedDate=NEWER)
-    real_fetch = feed.fetch_by_keys
 
-    async def fetch_then_lane(
-        cfg: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
-    ) -> list[dict[str, Any]]:
-        found = await real_fetch(cfg, keys, priority=priority)
+    async def lane() -> None:
         if created["Gsid"] not in feed.records:  # during the sweep's confirmation reads
             feed.records[created["Gsid"]] = created
             await h.poller.poll(source, "incremental")
-        return found
 
-    feed.fetch_by_keys = fetch_then_lane  # type: ignore[method-assign]  # the gate
+    feed.after_fetch = lane
     result = await h.poller.poll(source, "full")
     assert result.outcome == "ok"
     assert sorted(h.changes()) == sorted([("created", created["Gsid"]), ("deleted", gone)])
