@@ -39,3 +39,14 @@ def test_delete_reads_run_every_nth_round() -> None:
 
 def test_two_fast_sources_at_10s_stay_within_25_calls_a_minute() -> None:
     assert calls_per_minute(10.0, sources=2) <= 25
+
+
+def test_fast_lane_jobs_replace_the_crons_and_skip_deletes_without_a_feed() -> None:
+    from watcher.config import SourceConfig
+    from watcher.daemon.schedule import jobs_for_source
+
+    source = SourceConfig(name="c", kind="company", poll_every="10s")
+    jobs = {(j.mode, j.fast, j.every_s) for j in jobs_for_source(source)}
+    assert jobs == {("incremental", True, 10.0), ("delete_log", True, 20.0), ("full", False, None)}
+    odd = SourceConfig(name="o", kind="object", object="X", path="/v1/custom", poll_every="10s")
+    assert [j.mode for j in jobs_for_source(odd)] == ["incremental", "full"]

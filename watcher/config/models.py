@@ -222,12 +222,7 @@ class SourceConfig(_Model):
         self._fast_lane_rules()
         if self.key in self.ignore_fields:
             raise ValueError(f"the key field {self.key!r} cannot be in ignore_fields")
-        if (
-            self.delete_log is not None
-            and self.path is not None
-            and not self.path.startswith("/v1/data/objects/query/")
-            and not (self.kind == "cta" and self.path.rstrip("/") == "/v2/cockpit/cta/list")
-        ):
+        if self.delete_log is not None and not self.has_delete_feed:
             raise ValueError(
                 f"delete_log: Gainsight has no delete feed for path {self.path!r}; remove "
                 "delete_log (full sweeps still find deletes) or the path override"
@@ -252,6 +247,15 @@ class SourceConfig(_Model):
                 f"poll_every_max {self.poll_every_max!r} is shorter than poll_every "
                 f"{self.poll_every!r}; make it equal or longer (default 4x poll_every)"
             )
+
+    @property
+    def has_delete_feed(self) -> bool:
+        """Gainsight has a delete feed for what this source reads (not for every path)."""
+        return (
+            self.path is None
+            or self.path.startswith("/v1/data/objects/query/")
+            or (self.kind == "cta" and self.path.rstrip("/") == "/v2/cockpit/cta/list")
+        )
 
     @property
     def fast_lane(self) -> tuple[float, float] | None:

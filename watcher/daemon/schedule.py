@@ -76,15 +76,18 @@ def jobs_for_source(source: SourceConfig) -> list[Job]:
     lane = source.fast_lane
     if lane is not None:
         every, top = lane
-        return [
-            Job(source.name, "incremental", every_s=every, fast=True, every_max_s=top),
+        deletes = [
             Job(
                 source.name,
                 "delete_log",
                 every_s=every * DELETE_EVERY,
                 fast=True,
                 every_max_s=top * DELETE_EVERY,
-            ),
+            )
+        ]
+        return [
+            Job(source.name, "incremental", every_s=every, fast=True, every_max_s=top),
+            *(deletes if source.has_delete_feed else []),  # else full sweeps find deletes
             Job(
                 source.name,
                 "full",
