@@ -56,7 +56,7 @@ class GatedSource(MemorySource):
 async def _sweep_with_fast_lane_between_pages(tmp_path: Path, change: str) -> Harness:
     feed = GatedSource({r["Gsid"]: r for r in (company(i) for i in range(20))})
     h = Harness(tmp_path / "w.db", feed)
-    source = source_config(ignore_fields=())
+    source = source_config()
     await h.poller.poll(source, "full")  # the baseline
     feed.gate = True
     sweep = asyncio.create_task(h.poller.poll(source, "full"))
@@ -97,7 +97,7 @@ async def test_sweep_keeps_a_key_the_fast_lane_wrote_while_it_confirmed(tmp_path
     """A key the fast lane created after the sweep's pages is not the sweep's to delete."""
     feed = GatedSource({r["Gsid"]: r for r in (company(i) for i in range(20))})
     h = Harness(tmp_path / "w.db", feed)
-    source = source_config(ignore_fields=())
+    source = source_config()
     await h.poller.poll(source, "full")
     gone = company(3)["Gsid"]
     del feed.records[gone]  # a real delete: the sweep confirms it by key, then deletes
