@@ -274,3 +274,31 @@ def test_delete_log_on_a_path_without_a_delete_feed_is_refused(tmp_path: Path) -
     )
     message = error_of(tmp_path, BASE + "\n[[sources]]\n" + source)
     assert "sources['goals']: delete_log: Gainsight has no delete feed" in message
+
+
+def test_poll_every_is_a_fast_lane_with_a_default_stretch(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE + 'poll_every = "10s"\n'))
+    assert config.sources[0].fast_lane == (10.0, 40.0)
+    config = load_config(write(tmp_path, BASE + 'poll_every = "10s"\npoll_every_max = "1m"\n'))
+    assert config.sources[0].fast_lane == (10.0, 60.0)
+    assert load_config(write(tmp_path, BASE)).sources[0].fast_lane is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('poll_every = "500ms"\n', "poll_every"),
+        ('poll_every = "0s"\n', "too short"),
+        ('poll_every = "ten"\n', "poll_every"),
+        ('poll_every = "10s"\nincremental = "* * * * *"\n', "poll_every replaces the incremental"),
+        ('poll_every = "10s"\ndelete_log = "* * * * *"\n', "remove delete_log or poll_every"),
+        ('poll_every = "10s"\npoll_every_max = "5s"\n', "shorter than poll_every"),
+        ('poll_every_max = "1m"\n', "poll_every_max needs poll_every"),
+    ],
+)
+def test_poll_every_errors_say_what_and_what_to_do(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    error = error_of(tmp_path, BASE + extra)
+    assert SRC in error
+    assert message in error

@@ -98,3 +98,33 @@ def _stored(record: dict[str, Any] | None) -> dict[str, Any]:
     """A record the simulated tenant must hold."""
     assert record is not None
     return record
+
+
+async def test_a_fast_lane_read_shorter_than_a_served_page_costs_one_call(
+    tmp_path: Path,
+) -> None:
+    """A page of 300 rows was served (cap, if any, >= 300): an incremental page of a
+    few rows is the end, not a short page to be probed with a second request."""
+    clock = FakeClock()
+    with running_sim(
+        companies=300, ctas=0, goals=0, clock=clock, requests_per_minute=1_000_000
+    ) as sim:
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = GainsightClient(
+                http,
+                base_url=sim.base_url,
+                access_key=sim.access_key,
+                budget=Budget(1_000_000, 100_000_000, clock),
+                clock=clock,
+            )
+            store = Store.open(tmp_path / "w.db", clock=clock)
+            poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)
+            await poller.poll(COMPANIES)  # one page of 300 (of 5000 asked), then an empty one
+            clock.advance(120)
+            keys = sim.tenant.keys("Company")
+            sim.tenant.update("Company", keys[7], {"Name": "renamed"})
+            clock.advance(5)
+            result = await poller.poll(COMPANIES, "incremental")
+            assert result.updated == 1
+            assert result.api_calls == 1
+            store.close()

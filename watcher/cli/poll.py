@@ -92,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
     mode = args.mode or "full"
     if args.allow_mass_delete and mode != "full":
         raise ConfigError("--allow-mass-delete applies to a full sweep; add --full")
-    if mode == "delete_log" and source.delete_log is None and not args.dry_run:
+    if (
+        mode == "delete_log"
+        and source.delete_log is None
+        and source.poll_every is None
+        and not args.dry_run
+    ):
         print(f"note: source {source.name!r} has no delete_log schedule", file=sys.stderr)
     # The summary says what poll.finished would; log lines stay out of the way
     # unless they warn (a held delete) or debugging was asked for. On a terminal the

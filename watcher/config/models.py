@@ -130,6 +130,9 @@ class RulesConfig(_Model):
     paths: tuple[str, ...] = ("rules",)
 
 
+#: The shortest ``poll_every`` accepted (seconds).
+MIN_POLL_EVERY_S = 1.0
+
 SourceKind = Literal["company", "cta", "goal", "object"]
 
 
@@ -146,6 +149,10 @@ class SourceConfig(_Model):
     incremental: str | None = None
     incremental_overlap: str = "10m"
     delete_log: str | None = None
+    #: The fast lane: incremental and delete reads every ``poll_every`` instead of by cron.
+    poll_every: str | None = None
+    #: How far the fast lane stretches while its reads find nothing (default 4x poll_every).
+    poll_every_max: str | None = None
     timezone: str = "UTC"
     max_delete_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     baseline: Literal["silent", "emit"] = "silent"
@@ -169,6 +176,18 @@ class SourceConfig(_Model):
     @classmethod
     def _duration(cls, value: str) -> str:
         return _check_duration(value)
+
+    @field_validator("poll_every", "poll_every_max")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _check_duration(value)
+        if parse_duration(value) < MIN_POLL_EVERY_S:
+            raise ValueError(
+                f"{value!r} is too short; the fast lane reads at most once a second, e.g. '10s'"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -200,19 +219,52 @@ class SourceConfig(_Model):
             raise ValueError(
                 f"api is only for kind = 'cta' (this source is {self.kind!r}); remove it"
             )
+        self._fast_lane_rules()
         if self.key in self.ignore_fields:
             raise ValueError(f"the key field {self.key!r} cannot be in ignore_fields")
-        if (
-            self.delete_log is not None
-            and self.path is not None
-            and not self.path.startswith("/v1/data/objects/query/")
-            and not (self.kind == "cta" and self.path.rstrip("/") == "/v2/cockpit/cta/list")
-        ):
+        if self.delete_log is not None and not self.has_delete_feed:
             raise ValueError(
                 f"delete_log: Gainsight has no delete feed for path {self.path!r}; remove "
                 "delete_log (full sweeps still find deletes) or the path override"
             )
         return self
+
+    def _fast_lane_rules(self) -> None:
+        if self.poll_every is None:
+            if self.poll_every_max is not None:
+                raise ValueError("poll_every_max needs poll_every (the fast lane), e.g. '10s'")
+            return
+        crons = [n for n in ("incremental", "delete_log") if getattr(self, n) is not None]
+        if crons:
+            raise ValueError(
+                f"poll_every replaces the {' and '.join(crons)} cron: remove "
+                f"{' and '.join(crons)} or poll_every"
+            )
+        if self.poll_every_max is not None and parse_duration(self.poll_every_max) < (
+            parse_duration(self.poll_every)
+        ):
+            raise ValueError(
+                f"poll_every_max {self.poll_every_max!r} is shorter than poll_every "
+                f"{self.poll_every!r}; make it equal or longer (default 4x poll_every)"
+            )
+
+    @property
+    def has_delete_feed(self) -> bool:
+        """Gainsight has a delete feed for what this source reads (not for every path)."""
+        return (
+            self.path is None
+            or self.path.startswith("/v1/data/objects/query/")
+            or (self.kind == "cta" and self.path.rstrip("/") == "/v2/cockpit/cta/list")
+        )
+
+    @property
+    def fast_lane(self) -> tuple[float, float] | None:
+        """``(poll_every, poll_every_max)`` in seconds, or ``None`` without a fast lane."""
+        if self.poll_every is None:
+            return None
+        every = parse_duration(self.poll_every)
+        top = parse_duration(self.poll_every_max) if self.poll_every_max else 4 * every
+        return every, top
 
     @property
     def object_name(self) -> str:

@@ -9,7 +9,8 @@ whole days of schedule with a :class:`~watcher.clock.FakeClock` and no sleeping.
 Lifecycle::
 
     start: build components, load last starts, serve HTTP, start dispatcher, READY=1
-    loop:  start every due job whose source is idle (one poll per source at a time)
+    loop:  start every due job whose lane is idle (one poll per source at a time, and
+           beside it the source's fast lane: ``poll_every``, stretched while idle)
     SIGHUP: build the new config's components; on error log config.reload_rejected
             and keep the old ones; else swap (in-flight polls finish on the old)
     daily: apply the [store] retention (first 10 minutes after start), in a thread
@@ -23,13 +24,14 @@ Lifecycle::
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from watcher.clock import Clock
 from watcher.config import WatcherConfig
 from watcher.daemon.components import Builder, Components, Dispatcher, Poller, PollReport
+from watcher.daemon.fastlane import Lane
 from watcher.daemon.http import EventSignal, HttpServer
 from watcher.daemon.lifecycle import Lifecycle
 from watcher.daemon.metrics import Metrics
@@ -110,6 +112,7 @@ class Daemon(Lifecycle):
         self._due: dict[Job, datetime] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, Job] = {}
+        self._lanes: dict[str, Lane] = {}  # each fast lane's current interval, by source
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._reload_requested = False
@@ -231,8 +234,8 @@ class Daemon(Lifecycle):
         task = asyncio.create_task(
             self._poll(job, components, start, t0), name=f"poll:{job.source}"
         )
-        self._tasks[job.source] = task
-        self._running[job.source] = job
+        self._tasks[job.lane] = task
+        self._running[job.lane] = job
         task.add_done_callback(lambda _t: self._wake.set())
 
     async def _poll(self, job: Job, components: Components, start: datetime, t0: float) -> None:
@@ -249,8 +252,8 @@ class Daemon(Lifecycle):
         self._finish(job, start, report, t0)
 
     def _finish(self, job: Job, start: datetime, report: PollReport, t0: float) -> None:
-        self._tasks.pop(job.source, None)
-        self._running.pop(job.source, None)
+        self._tasks.pop(job.lane, None)
+        self._running.pop(job.lane, None)
         finish = self.clock.now()
         duration = max(0.0, self.clock.monotonic() - t0)
         self.polls_finished += 1
@@ -281,7 +284,7 @@ class Daemon(Lifecycle):
             except WatcherError as exc:
                 log.warning("schedule.record_failed", source=job.source, error=str(exc))
             if job in self._jobs:
-                self._due[job] = due_at(job, start, finish)
+                self._due[job] = self._next_due(job, start, finish, report)
         self._count_new_events()
         if report.events and self._components and self._components.wake_dispatcher:
             self._components.wake_dispatcher()
@@ -290,6 +293,22 @@ class Daemon(Lifecycle):
             f"{finish.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         )
         self.notifier.status(self._status_line())
+
+    def _next_due(
+        self, job: Job, start: datetime, finish: datetime, report: PollReport
+    ) -> datetime:
+        """A cron job's next slot; a fast-lane job's next read after its lane's wait,
+        which stretches while incremental reads find nothing and snaps back on a change."""
+        if not job.fast or job.every_s is None or job.every_max_s is None:
+            return due_at(job, start, finish)
+        lane = self._lanes.get(job.source)
+        if lane is None:
+            lane = Lane.start(job.every_s, job.every_max_s)
+        changed = report.events > 0
+        if job.mode == "incremental" or changed:
+            lane = lane.after_round(changed)
+        self._lanes[job.source] = lane
+        return max(finish, start + timedelta(seconds=lane.wait_s(job.mode)))
 
     def _count_new_events(self) -> None:
         try:

@@ -11,8 +11,11 @@ Rules, each tested with a table in ``tests/daemon/test_schedule.py``:
 - a slot missed while the daemon was down runs once, now - not once per missed slot;
 - a full sweep that never ran runs now (it is the baseline); an incremental or
   delete-log poll that never ran waits for its first slot;
-- at most one poll per source at a time; when several modes of a source are due,
-  incremental goes first, then the delete log, then the full sweep.
+- at most one poll per *lane* at a time; a source has one lane, or two with a fast
+  lane (``poll_every``): its fast incremental and delete reads run in their own lane,
+  beside the full sweep (:mod:`watcher.daemon.fastlane` has the fast lane's maths);
+  when several modes of a lane are due, incremental goes first, then the delete log,
+  then the full sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from croniter import croniter
 
 from watcher.config import SourceConfig, WatcherConfig
 from watcher.core.modes import Mode
+from watcher.daemon.fastlane import DELETE_EVERY
 from watcher.errors import ConfigError
 
 __all__ = ["MODES", "MODE_PRIORITY", "Mode"]  # Mode re-exported: the runner imports it here
@@ -45,10 +49,19 @@ class Job:
     timezone: str = "UTC"
     every_s: float | None = None
     jitter_s: float = 0.0
+    #: A fast-lane job (``poll_every``): runs beside the source's full sweep.
+    fast: bool = False
+    #: The longest a fast-lane job's interval stretches to (readiness allows for it).
+    every_max_s: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.source, self.mode)
+
+    @property
+    def lane(self) -> str:
+        """What one poll at a time is counted by: the source, or its fast lane."""
+        return f"{self.source}/fast" if self.fast else self.source
 
     def __post_init__(self) -> None:
         if (self.cron is None) == (self.every_s is None):
@@ -58,7 +71,31 @@ class Job:
 
 
 def jobs_for_source(source: SourceConfig) -> list[Job]:
-    """The cron jobs a source's config asks for, in priority order."""
+    """The jobs a source's config asks for, in priority order: its crons, and with
+    ``poll_every`` the fast lane's incremental and delete-log jobs."""
+    lane = source.fast_lane
+    if lane is not None:
+        every, top = lane
+        deletes = [
+            Job(
+                source.name,
+                "delete_log",
+                every_s=every * DELETE_EVERY,
+                fast=True,
+                every_max_s=top * DELETE_EVERY,
+            )
+        ]
+        return [
+            Job(source.name, "incremental", every_s=every, fast=True, every_max_s=top),
+            *(deletes if source.has_delete_feed else []),  # else full sweeps find deletes
+            Job(
+                source.name,
+                "full",
+                cron=source.full_sweep,
+                timezone=source.timezone,
+                jitter_s=source.jitter_seconds,
+            ),
+        ]
     crons: dict[Mode, str | None] = {
         "incremental": source.incremental,
         "delete_log": source.delete_log,
@@ -83,7 +120,10 @@ def jobs_for(config: WatcherConfig, *, every_s: float | None = None) -> list[Job
         own = jobs_for_source(source)
         if every_s is not None:
             fast = {j.mode for j in own} & {"incremental", "delete_log"} or {"full"}
-            own = [Job(source.name, j.mode, every_s=every_s) if j.mode in fast else j for j in own]
+            own = [
+                Job(source.name, j.mode, every_s=every_s) if j.mode in fast and not j.fast else j
+                for j in own
+            ]
         jobs.extend(own)
     return jobs
 
@@ -134,23 +174,23 @@ def plan(
     now: datetime,
     running: Set[str] = frozenset(),
 ) -> list[Job]:
-    """The jobs to start now: due, source idle, one per source, by priority.
+    """The jobs to start now: due, lane idle, one per lane (:attr:`Job.lane`), by priority.
 
     Ties between sources keep the earliest-due first so no source starves.
     """
     best: dict[str, Job] = {}
     for job, when in due.items():
-        if when > now or job.source in running:
+        if when > now or job.lane in running:
             continue
-        current = best.get(job.source)
+        current = best.get(job.lane)
         if current is None or _rank(job, when) < _rank(current, due[current]):
-            best[job.source] = job
+            best[job.lane] = job
     return sorted(best.values(), key=lambda j: (MODE_PRIORITY[j.mode], due[j], j.source))
 
 
 def next_wake(due: Mapping[Job, datetime], running: Set[str] = frozenset()) -> datetime | None:
-    """The earliest time a job of an idle source becomes due (``None``: nothing to wait for)."""
-    times = [when for job, when in due.items() if job.source not in running]
+    """The earliest time a job of an idle lane becomes due (``None``: nothing to wait for)."""
+    times = [when for job, when in due.items() if job.lane not in running]
     return min(times) if times else None
 
 
@@ -168,7 +208,9 @@ def reschedule(
 
 
 def period_s(job: Job, now: datetime) -> float:
-    """Seconds between the job's next two slots (its current period)."""
+    """Seconds between the job's next two slots (a fast lane: its longest stretch)."""
+    if job.every_max_s is not None:
+        return job.every_max_s
     first = next_slot(job, now)
     return (next_slot(job, first) - first).total_seconds()
 

@@ -147,6 +147,9 @@ class ApiCaller:
         self.on_retry: Callable[[str], None] | None = None
         self._caps: dict[str, int] = {}  # route -> rows per page the server caps pages at
         self._honoured: set[tuple[str, int]] = set()  # (route, size) answered in full
+        #: (route, size) -> the most rows one page of that size was seen to carry: a cap,
+        #: if the server has one, is no smaller, so a page with fewer rows is the end.
+        self._served: dict[tuple[str, int], int] = {}
 
     def metrics(self) -> dict[str, float]:
         """Counters for ``/metrics`` (monotonic except the two ``used_*`` gauges)."""

@@ -184,11 +184,21 @@ class GainsightClient(ApiCaller):
             n = len(records)
             if max_rows is not None and offset + n >= max_rows:
                 return
+            served = self._served.get((target, asked), 0)
+            if size == asked and n > served:
+                self._served[(target, asked)] = n
             if n >= size:
                 if size == asked:
                     self._honoured.add((target, asked))
-            elif self._caps.get(target) is not None or (target, asked) in self._honoured:
-                return  # shorter than what the server is known to serve: the end
+            elif (
+                self._caps.get(target) is not None
+                or (target, asked) in self._honoured
+                or (size == asked and n < served)
+            ):
+                # shorter than what the server is known to serve (a cap, or a page it
+                # was seen to carry on this route): the end. A fast lane's read costs
+                # one call once a sweep has read a page longer than its changes.
+                return
             else:
                 probe = n
                 if style == "cockpit" and offset % n:

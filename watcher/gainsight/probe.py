@@ -124,7 +124,7 @@ async def probe_source(
             key = found
     if not out[-1].ok and out[-1].setting == KEY_SETTING:
         return out  # a rejected key fails every request alike
-    if source.incremental is not None:
+    if source.incremental is not None or source.poll_every is not None:
         since = now - timedelta(days=1)
         cond = modified_since(tiny, since, until=now + timedelta(days=1))
         order: dict[str, Direction] | None = None
@@ -139,7 +139,7 @@ async def probe_source(
         tiny, conditions=conds, expression=expression, priority=Priority.HIGH, max_rows=1
     )
     await attempt("key look-up", route, _first(pages))
-    if source.delete_log is not None:
+    if source.delete_log is not None or (source.poll_every is not None and source.has_delete_feed):
         await _probe_deletes(client, source, now, attempt)
     return out
 

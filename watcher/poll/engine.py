@@ -106,6 +106,11 @@ class Poller(FullSweep, Incremental, DeleteLog):
         baseline = state.baseline_at is None
         if baseline and mode != "full":
             mode = "full"  # nothing to compare an incremental or delete-log read with yet
+        if mode == "full" and source.name in self._sweeps:
+            # A fast-lane read of a source whose first sweep is still running: that
+            # sweep is the baseline; one sweep of a source at a time.
+            log.info("poll.skipped", source=source.name, reason="a full sweep is running")
+            return PollResult(self.new_id(), source.name, mode, trigger, outcome="ok")
         result = PollResult(self.new_id(), source.name, mode, trigger, dry_run=dry_run)
         result.baseline = baseline
         result.started = self.clock.monotonic()

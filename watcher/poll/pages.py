@@ -59,6 +59,8 @@ class PageWork:
         self.confirm_batch = confirm_batch
         self.delete_batch = delete_batch
         self.max_kept_events = max_kept_events
+        #: The full sweep running now, by source (the fast lane tells it what it wrote).
+        self._sweeps: dict[str, Sweep] = {}
 
     def new_id(self) -> str:
         return uuid7(self.clock.now(), self._bits())
@@ -103,11 +105,17 @@ class PageWork:
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         now = self.clock.now()
         for key in changed:
+            if key in sweep.lane_deleted and key not in stored:
+                result.stale += 1  # the fast lane saw it deleted after this page was read
+                continue
             try:
                 after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
+                continue
+            if self._older(sweep, after, befores.get(key)):
+                result.stale += 1  # read before a newer version was stored: no event, no write
                 continue
             page.writes.append((key, prints[key], after))
             if isinstance(outcome, Change):
@@ -173,6 +181,18 @@ class PageWork:
             sweep.result.reselected += 1
         return after, compare(key, normalize_record(body, date_fields), after, ignore)
 
+    def _older(self, sweep: Sweep, after: Record, stored: tuple[Record, int] | None) -> bool:
+        """The sweep guard: ``after`` is older (modified field) than the stored record,
+        i.e. read before another poll (the fast lane) stored a newer version."""
+        if stored is None:
+            return False
+        field_name = sweep.source.modified_field
+        mine, theirs = after.get(field_name), stored[0].get(field_name)
+        if mine is None or theirs is None:
+            return False
+        theirs = normalize_record({field_name: theirs}, sweep.source.date_fields)[field_name]
+        return isinstance(mine, str) and isinstance(theirs, str) and mine < theirs
+
     def _ignored(self, sweep: Sweep, set_id: int) -> tuple[frozenset[str], bool]:
         """Fields not compared for a snapshot taken with field set ``set_id``."""
         known = sweep.ignores.get(set_id)
@@ -213,6 +233,10 @@ class PageWork:
         committed = self.store.commit(sweep.source.name, page)
         if self.on_commit is not None and any(page.routes):
             self.on_commit()
+        running = self._sweeps.get(sweep.source.name)
+        if running is not None and running is not sweep:  # the fast lane beside a sweep
+            running.lane_written.update(key for key, _, _ in page.writes)
+            running.lane_deleted.update(page.deletes)
         room = sweep.keep_events - len(sweep.result.events)
         if room > 0:
             sweep.result.events.extend(committed[:room])

@@ -36,6 +36,7 @@ class FullSweep(Confirm):
         started_at = format_utc(self.clock.now())
         total_before = self.store.count_snapshots(source.name)
         self.store.seen_reset(source.name)
+        self._sweeps[source.name] = sweep
         try:
             async for fetched in self._sweep_pages(sweep):
                 result.pages += 1
@@ -56,6 +57,7 @@ class FullSweep(Confirm):
             if total_before > 0:  # only keys stored before this sweep can be missing
                 await self._sweep_deletes(sweep, total_before, allow_mass_delete)
         finally:
+            self._sweeps.pop(source.name, None)
             self.store.seen_clear(source.name)
         if result.dry_run or result.outcome == "held":
             return
@@ -81,6 +83,8 @@ class FullSweep(Confirm):
 
     async def _sweep_deletes(self, sweep: Sweep, total_before: int, allow_mass: bool) -> None:
         source, result = sweep.source, sweep.result
+        # The sweep guard: a key the fast lane wrote while the sweep ran exists.
+        self.store.seen_add(source.name, sweep.lane_written)
         result.missing = self.store.missing_collect(source.name)
         if not result.missing:
             self._clear_hold(sweep)
@@ -98,6 +102,9 @@ class FullSweep(Confirm):
             undecided = [k for k in batch if k not in absent]
             if undecided:  # found again (already marked) or not confirmed: not deleted now
                 self.store.seen_add(source.name, undecided)
+        # No await from here to the last delete: what the fast lane wrote during the
+        # confirmation reads is known now, and the deletes below cannot race it.
+        self.store.seen_add(source.name, sweep.lane_written)
         confirmed = self.store.missing_collect(source.name)
         if not confirmed:
             self._clear_hold(sweep)

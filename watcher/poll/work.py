@@ -75,6 +75,7 @@ class PollResult:
     duplicates: int = 0  # extra copies of a key already read in this poll (dropped)
     future: int = 0  # records whose modified date is later than now (watermark kept)
     reselected: int = 0  # snapshots retaken because `select` changed (those fields silent)
+    stale: int = 0  # records read older (modified field) than the stored one: skipped
     fields_added: list[str] = field(default_factory=list)
     fields_removed: list[str] = field(default_factory=list)
     error: str | None = None
@@ -107,6 +108,10 @@ class Sweep:
     stored_sets: dict[int, frozenset[str]] = field(default_factory=dict)
     ignores: dict[int, tuple[frozenset[str], bool]] = field(default_factory=dict)
     seen_pages: int = 0
+    #: A full sweep: keys the source's fast lane wrote or deleted while it ran (the
+    #: sweep guard: never deleted by the sweep, a deleted one never re-created).
+    lane_written: set[str] = field(default_factory=set)
+    lane_deleted: set[str] = field(default_factory=set)
     odd: Oddities = field(init=False)
 
     def __post_init__(self) -> None:
