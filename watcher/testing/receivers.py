@@ -54,16 +54,33 @@ class Reply:
     body: bytes = b""
 
 
-def _free_port() -> int:
-    with bind("127.0.0.1", 0) as sock:
-        return int(sock.getsockname()[1])
+_HANDED_OUT: set[int] = set()
+
+
+def _reserve_port() -> socket.socket:
+    """A listening socket on a loopback port no other receiver of this process was given
+    (the kernel may hand a just-closed port out again)."""
+    for _ in range(100):
+        sock = bind("127.0.0.1", 0)
+        port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return sock
+        sock.close()
+    raise OSError("no free loopback port found in 100 tries")
 
 
 class _Receiver(abc.ABC):
     def __init__(
         self, *, port: int | None = None, clock: Clock | None = None, echo: TextIO | None = None
     ) -> None:
-        self.port = port or _free_port()
+        # The port is held from here until the first start, so nothing else can take it
+        # meanwhile; a receiver stopped and started again binds the same port anew.
+        self._reserved: socket.socket | None = None
+        if port is None:
+            self._reserved = _reserve_port()
+            port = int(self._reserved.getsockname()[1])
+        self.port = port
         self.clock: Clock = clock or SystemClock()
         self.echo = echo
         self.received: list[Received] = []
@@ -91,7 +108,7 @@ class _Receiver(abc.ABC):
             timeout_graceful_shutdown=1,
         )
         server = EmbeddedServer(config)
-        sock = bind("127.0.0.1", self.port)
+        sock, self._reserved = self._reserved or bind("127.0.0.1", self.port), None
         try:
             self._task = await server.start(sock)
         except BaseException:
