@@ -35,6 +35,7 @@ building every page on the same two cores, which hid the product's own cost.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -408,6 +409,18 @@ def startup() -> None:
           f"{runs[0]:.3f} s min of {len(runs)}", flush=True)  # fmt: skip
 
 
+def compile_package() -> None:
+    """Write the package's bytecode once, as an install does: where
+    PYTHONDONTWRITEBYTECODE is set, every ``watcher`` process would otherwise compile
+    the whole package again (about 1 s of each measured run)."""
+    spec = importlib.util.find_spec("watcher")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    where = next(iter(spec.submodule_search_locations))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", where], env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -426,6 +439,7 @@ def main() -> None:
     if args.floor:
         floor(args.floor)
         return
+    compile_package()
     startup()
     results = {}
     for n in sizes:
