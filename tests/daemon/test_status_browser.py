@@ -5,9 +5,7 @@ the test reads what a person sees. A screenshot is kept as a test artifact."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import time
 from html import unescape
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.tools import require_program
 from watcher.clock import SystemClock
 from watcher.config import load_config
 from watcher.daemon.metrics import Metrics
@@ -75,13 +74,9 @@ sinks = ["crm", "archive"]
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; .ci/run installs it, so CI must have it")
-        pytest.skip(message)
-    return found
+    return require_program(
+        "chromium", "chromium-browser", install="Debian: apt-get install chromium"
+    )
 
 
 async def browse(binary: str, url: str, *extra: str) -> str:

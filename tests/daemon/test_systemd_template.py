@@ -6,15 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.daemon.test_systemd_unit import analyze, console_script
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 TEMPLATE = SYSTEMD / "watcher@.service"
 MAIN = SYSTEMD / "watcher.service"
-ANALYZE = shutil.which("systemd-analyze")
 #: What differs per instance; everything else must equal the main unit.
 PER_INSTANCE = {"Description", "ExecStart", "StateDirectory", "WorkingDirectory", "LoadCredential"}
 
@@ -47,11 +45,9 @@ def test_everything_else_is_the_main_unit() -> None:
 
 
 def _analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    assert ANALYZE is not None
-    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, check=False, cwd=cwd)
+    return subprocess.run([analyze(), *args], capture_output=True, text=True, check=False, cwd=cwd)
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 def test_an_instance_rates_2_or_lower(tmp_path: Path) -> None:
     unit = tmp_path / "watcher@sandbox.service"
     shutil.copy(TEMPLATE, tmp_path / "watcher@.service")
@@ -61,12 +57,8 @@ def test_an_instance_rates_2_or_lower(tmp_path: Path) -> None:
     assert float(match.group(1)) <= 2.0
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 def test_an_instance_verifies_clean(tmp_path: Path) -> None:
-    watcher = Path(sys.executable).with_name("watcher")
-    if not watcher.exists():
-        pytest.skip("the watcher console script is not installed next to this Python")
-    text = TEMPLATE.read_text().replace("/opt/gainsight-watcher/venv/bin/watcher", str(watcher))
+    text = TEMPLATE.read_text().replace("/opt/gainsight-watcher/venv/bin/watcher", console_script())
     (tmp_path / "watcher@.service").write_text(text)
     result = _analyze("verify", str(tmp_path / "watcher@sandbox.service"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.tools import require_program
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "watcher.service"
-ANALYZE = shutil.which("systemd-analyze")
+
+
+def analyze() -> str:
+    return require_program("systemd-analyze", install="Debian: apt-get install systemd")
+
+
+def console_script() -> str:
+    """The ``watcher`` script beside this Python (``make install`` puts it there)."""
+    return require_program(str(Path(sys.executable).with_name("watcher")), install="make install")
 
 
 def directives() -> dict[str, list[str]]:
@@ -46,11 +53,10 @@ def test_unit_has_the_settings_the_spec_requires() -> None:
     assert 256 <= int(d["LimitNOFILE"][0]) <= 65536
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 def test_systemd_analyze_security_rates_the_unit_2_or_lower(tmp_path: Path) -> None:
     """`systemd-analyze security --offline=true` gives an exposure level <= 2.0."""
     result = subprocess.run(
-        [str(ANALYZE), "security", "--offline=true", "--no-pager", str(UNIT)],
+        [analyze(), "security", "--offline=true", "--no-pager", str(UNIT)],
         capture_output=True,
         text=True,
         check=False,
@@ -61,17 +67,13 @@ def test_systemd_analyze_security_rates_the_unit_2_or_lower(tmp_path: Path) -> N
     assert float(match.group(1)) <= 2.0
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
     """`systemd-analyze verify` reports nothing (with ExecStart pointing at a real binary)."""
-    watcher = Path(sys.executable).with_name("watcher")
-    if not watcher.exists():
-        pytest.skip("the watcher console script is not installed next to this Python")
-    text = UNIT.read_text().replace("/opt/gainsight-watcher/venv/bin/watcher", str(watcher))
+    text = UNIT.read_text().replace("/opt/gainsight-watcher/venv/bin/watcher", console_script())
     unit = tmp_path / "watcher.service"
     unit.write_text(text)
     result = subprocess.run(
-        [str(ANALYZE), "verify", str(unit)],
+        [analyze(), "verify", str(unit)],
         capture_output=True,
         text=True,
         check=False,

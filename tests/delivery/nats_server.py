@@ -7,8 +7,6 @@ so a missing install step can never pass as green.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,20 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 
-BINARY = shutil.which("nats-server") or (
-    "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
-)
+from tests.tools import require_program
 
 
 def require_nats_server() -> str:
-    if BINARY is None:
-        message = "nats-server is not installed (Debian: apt-get install nats-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; .ci/run installs it, so CI must have it")
-        pytest.skip(message)
-    return BINARY
+    return require_program(
+        "nats-server", "/usr/sbin/nats-server", install="Debian: apt-get install nats-server"
+    )
 
 
 def free_port() -> int:

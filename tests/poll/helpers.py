@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.core.events import CloudEvent
+from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
 from watcher.store import Store
 from watcher.testing.memory import MemorySource
+from watcher.testing.sim import RunningSim
 
 HOST = "acme.gainsightcloud.com"
 
@@ -65,3 +69,14 @@ class Harness:
 
     def changes(self) -> list[tuple[str, str]]:
         return [(e["data"]["change"], e["subject"]) for e in self.events()]
+
+
+def sim_client(http: httpx.AsyncClient, sim: RunningSim, clock: FakeClock) -> GainsightClient:
+    """A client of the simulated tenant whose own budget never makes it wait."""
+    return GainsightClient(
+        http,
+        base_url=sim.base_url,
+        access_key=sim.access_key,
+        budget=Budget(1_000_000, 100_000_000, clock),
+        clock=clock,
+    )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.poll.helpers import sim_client
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
-from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
 from watcher.store import Store
 from watcher.testing.sim import running_sim
@@ -37,13 +37,7 @@ async def test_a_sweep_confirming_many_deletes_counts_every_look_up_request(
         requests_per_day=100_000_000,
     ) as sim:
         async with httpx.AsyncClient(timeout=30) as http:
-            client = GainsightClient(
-                http,
-                base_url=sim.base_url,
-                access_key=sim.access_key,
-                budget=Budget(1_000_000, 100_000_000, clock),
-                clock=clock,
-            )
+            client = sim_client(http, sim, clock)
             store = Store.open(tmp_path / "w.db", clock=clock)
             try:
                 poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
+from tests.poll.helpers import sim_client
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.dates import format_utc, from_epoch_ms
-from watcher.gainsight import Budget, GainsightClient
 from watcher.gainsight.routes import path_of
 from watcher.poll import Poller
 from watcher.store import Store
@@ -43,13 +43,7 @@ async def test_a_server_capping_pages_below_the_limit_loses_nothing(tmp_path: Pa
         over_limit="clamp",
     ) as sim:
         async with httpx.AsyncClient(timeout=30) as http:
-            client = GainsightClient(
-                http,
-                base_url=sim.base_url,
-                access_key=sim.access_key,
-                budget=Budget(1_000_000, 100_000_000, clock),
-                clock=clock,
-            )
+            client = sim_client(http, sim, clock)
             store = Store.open(tmp_path / "w.db", clock=clock)
             poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)
             baseline = await poller.poll(COMPANIES)
@@ -110,13 +104,7 @@ async def test_a_fast_lane_read_shorter_than_a_served_page_costs_one_call(
         companies=300, ctas=0, goals=0, clock=clock, requests_per_minute=1_000_000
     ) as sim:
         async with httpx.AsyncClient(timeout=30) as http:
-            client = GainsightClient(
-                http,
-                base_url=sim.base_url,
-                access_key=sim.access_key,
-                budget=Budget(1_000_000, 100_000_000, clock),
-                clock=clock,
-            )
+            client = sim_client(http, sim, clock)
             store = Store.open(tmp_path / "w.db", clock=clock)
             poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)
             await poller.poll(COMPANIES)  # one page of 300 (of 5000 asked), then an empty one

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.poll.helpers import sim_client
 from watcher.cli.poll import print_summary
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
-from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
 from watcher.store import Store
 from watcher.testing.sim import running_sim
@@ -44,13 +44,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Poller, Store, object, Fa
     clock = FakeClock()
     with running_sim(companies=45, ctas=0, goals=0, seed=7, clock=clock) as sim:
         async with httpx.AsyncClient(timeout=10) as http:
-            client = GainsightClient(
-                http,
-                base_url=sim.base_url,
-                access_key=sim.access_key,
-                budget=Budget(1_000_000, 100_000_000, clock),
-                clock=clock,
-            )
+            client = sim_client(http, sim, clock)
             store = Store.open(tmp_path / "w.db", clock=clock)
             yield Poller(store, client, host="127.0.0.1", clock=clock), store, sim, clock
             store.close()

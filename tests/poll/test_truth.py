@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.poll.helpers import sim_client
 from tests.reliability.verify import Verdict, check_truth
 from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.core.normalize import normalize_record
-from watcher.gainsight import Budget, GainsightClient
 from watcher.poll import Poller
 from watcher.sim.schema import COMPANY, CTA
 from watcher.store import Store
@@ -107,13 +107,7 @@ async def run_truth(
         cockpit_unstable_order=not strict,
     ) as sim:
         async with httpx.AsyncClient(timeout=10) as http:
-            client = GainsightClient(
-                http,
-                base_url=sim.base_url,
-                access_key=sim.access_key,
-                budget=Budget(1_000_000, 100_000_000, clock),
-                clock=clock,
-            )
+            client = sim_client(http, sim, clock)
             store = Store.open(path, clock=clock)
             poller = Poller(store, client, host="127.0.0.1", clock=clock, max_kept_events=0)
             for source in sources:
