@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     level = "debug" if args.log_level == "debug" else max_level(args.log_level, floor)
     configure_logging(level=level, stream=sys.stderr)
     router = _router(config, base_dir)
+    from watcher.poll.work import freeze_startup_heap
+
+    freeze_startup_heap()
     result = asyncio.run(
         _poll(
             config=config,

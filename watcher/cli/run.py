@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         closed = mark_interrupted(config, base_dir, clock)
         if closed:
             get_logger("watcher.daemon").warning("poll.interrupted_closed", polls=closed)
+        from watcher.poll.work import freeze_startup_heap
+
+        freeze_startup_heap()
         return asyncio.run(
             serve(config, path, grace_s=args.grace, max_polls=args.max_polls, every_s=args.every)
         )

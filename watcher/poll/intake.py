@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from watcher.core.diff import key_of
-from watcher.core.normalize import Record, clean_text, fingerprint, has_surrogate
+from watcher.core.normalize import (
+    Record,
+    clean_text,
+    fingerprint,
+    has_surrogate,
+    page_fingerprints,
+)
 from watcher.dates import normalize_date, number_to_date
 from watcher.logging import get_logger
 
@@ -119,6 +125,9 @@ def read_records(
     plus the allowed clock skew) is reported and does not become ``top``. When a
     key repeats, the last copy is in the result and ``repeated`` is set.
     """
+    plain = _plain_page(records, odd.key_field, modified_field, top, ceiling)
+    if plain is not None:
+        return plain
     fresh: dict[str, Record] = {}
     prints: dict[str, int] = {}
     key_field = odd.key_field
@@ -170,6 +179,40 @@ def read_records(
             odd.skip(records, fresh.pop(key), page, "key is not valid text")
             del prints[key]
     return Page(fresh, prints, top, repeated=len(fresh) + bad < len(records))
+
+
+def _plain_page(
+    records: Sequence[Record], key_field: str, modified_field: str, top: str | None, ceiling: str
+) -> Page | None:
+    """:func:`read_records` for the usual page, a few C-speed passes over it: every
+    record a dict with a distinct ASCII text key and an epoch-ms modified date, the
+    latest of them plausible and not in the future. ``None`` for any other page, which
+    is then read record by record (same result, odd rows reported)."""
+    if not records:
+        return Page({}, {}, top, repeated=False)
+    if set(map(type, records)) != _DICT:
+        return None
+    keys = [r.get(key_field) for r in records]
+    if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
+        return None
+    fresh = dict(zip(keys, records, strict=True))
+    if len(fresh) != len(records):
+        return None  # a key twice: keep_one decides
+    stamps = [r.get(modified_field) for r in records]
+    if set(map(type, stamps)) != _INT:
+        return None
+    latest = number_to_date(max(stamps))
+    if type(latest) is not str or latest > ceiling:
+        return None  # implausible or future stamps are reported by the slow path
+    prints = page_fingerprints(records)
+    if prints is None:
+        return None
+    if top is None or latest > top:
+        top = latest
+    return Page(fresh, dict(zip(keys, prints, strict=True)), top, repeated=False)
+
+
+_DICT, _STR, _INT = {dict}, {str}, {int}
 
 
 def keep_one(

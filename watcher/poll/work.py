@@ -42,6 +42,18 @@ def cockpit_list(source: SourceConfig) -> bool:
     return paging_of(source) == "page" and path_of(source) == CTA_LIST_PATH
 
 
+def freeze_startup_heap() -> None:
+    """Move what start-up built (modules, config, rules) out of the collector's reach.
+
+    Called once, before the first poll: every later collection (one each
+    :data:`GC_EVERY_PAGES` pages, and the automatic ones a 5000-record page sets off)
+    then walks only what polls made, not the whole program (a steady sweep of 200,000
+    records spent 0.16 s in collections, most of it on start-up objects).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def collect_garbage(pages: int) -> None:
     """Free the HTTP replies of past pages now: they sit in reference cycles, and
     left to the generational collector they pile up (RSS grows with the tenant)."""

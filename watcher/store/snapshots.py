@@ -10,11 +10,15 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
+import orjson
+
 from watcher.clock import Clock
 from watcher.core.normalize import Record
 from watcher.dates import format_utc
 from watcher.store.db import transaction, translate_errors
 
+# A page of at least this many keys reads its stored fingerprints by key range first.
+RANGE_SCAN_MIN = 64
 # SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
 CHUNK = 900
 
@@ -22,6 +26,15 @@ CHUNK = 900
 # SQLite, which stores UTF-8, never sees text it cannot encode. NaN and Infinity have
 # no JSON spelling: records are normalized without them, and writing one is an error.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def key_array(keys: Sequence[str]) -> str:
+    """``keys`` as one JSON array, for ``json_each`` (text: SQLite 3.45+ reads a blob
+    as its binary JSONB)."""
+    try:
+        return orjson.dumps(list(keys)).decode()
+    except TypeError:  # text orjson refuses (a lone surrogate): the stdlib escapes it
+        return json.dumps(list(keys))
 
 
 def snapshot_text(record: Record) -> str:
@@ -70,17 +83,30 @@ class Snapshots:
     def fingerprints(self, source: str, keys: Sequence[str]) -> dict[str, int]:
         """Stored fingerprint of each of ``keys`` that has a snapshot.
 
-        One query for a whole page, whatever its size: the keys go in as one JSON array
-        (``json_each``), and SQLite looks each up in the primary key.
+        One query for a whole page, whatever its size. A page of a sweep in key order
+        holds a window of the keys: its stored fingerprints are one range scan of the
+        primary key (a third of the time of looking each key up). When the range holds
+        far more snapshots than the page has keys (a page in another order), the keys
+        go in as one JSON array (``json_each``), each looked up in the primary key.
         """
         if not keys:
             return {}
         with translate_errors("read snapshots"):
+            if len(keys) >= RANGE_SCAN_MIN:
+                limit = 2 * len(keys) + RANGE_SCAN_MIN
+                rows = self.conn.execute(
+                    "SELECT key, fp FROM snapshots WHERE source = ? AND key BETWEEN ? AND ? "
+                    "LIMIT ?",
+                    (source, min(keys), max(keys), limit),
+                ).fetchall()
+                if len(rows) < limit:
+                    found = dict(rows)
+                    return {k: found[k] for k in keys if k in found}
             return dict(
                 self.conn.execute(
                     "SELECT key, fp FROM snapshots WHERE source = ? "
                     "AND key IN (SELECT value FROM json_each(?))",
-                    (source, json.dumps(list(keys))),
+                    (source, key_array(keys)),
                 )
             )
 
@@ -201,7 +227,7 @@ class Snapshots:
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO temp.seen (source, key, page) "
                 "SELECT ?, value, ? FROM json_each(?)",
-                (source, page, json.dumps(list(keys))),
+                (source, page, key_array(keys)),
             )
             again: list[str] = []
             if cur.rowcount < len(keys):
