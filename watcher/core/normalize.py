@@ -205,7 +205,7 @@ def page_fingerprints(records: Sequence[Any]) -> list[int] | None:
 
     The page is written as one JSON text and cut at the ``},{`` between records. That
     cut is exact only when ``},{`` occurs nowhere else (inside a text value or a
-    nested list of objects it can): the count is checked, and such a page (or one with
+    nested list of objects it can): the number of pieces is checked, and such a page (or one with
     something orjson cannot write, or a record that is not a dict) gets ``None``, for
     the caller to fingerprint record by record.
     """
@@ -217,9 +217,10 @@ def page_fingerprints(records: Sequence[Any]) -> list[int] | None:
         text = _orjson_dumps(records)
     except (TypeError, ValueError):
         return None
-    if text.count(b"},{") != len(records) - 1:
+    pieces = text[2:-2].split(b"},{")
+    if len(pieces) != len(records):
         return None
-    return list(map(_sub, map(_xxh3, text[2:-2].split(b"},{")), _repeat(_SIGNED)))
+    return list(map(_sub, map(_xxh3, pieces), _repeat(_SIGNED)))
 
 
 def _stdlib_text(record: Record) -> bytes:

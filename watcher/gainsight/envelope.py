@@ -59,6 +59,9 @@ class Reply:
     no_rows_form: str | None = None  # which empty form was seen, for debugging
 
 
+_DICT_ONLY = {dict}
+
+
 def header_request_id(headers: Mapping[str, str]) -> str | None:
     for name in ("x-gs-request-id", "x-request-id"):
         value = headers.get(name)
@@ -186,7 +189,11 @@ def read_records(body: Any, *, what: str, status: int, header_id: str | None = N
             request_id=request_id,
             status=status,
         )
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+    if not isinstance(rows, list) or (
+        rows  # a page of plain dicts is checked in C; anything else record by record
+        and set(map(type, rows)) != _DICT_ONLY
+        and not all(isinstance(r, dict) for r in rows)
+    ):
         raise MalformedResponseError(
             f"{what}: 'records' is not a list of objects", request_id=request_id, status=status
         )

@@ -128,6 +128,21 @@ def read_records(
     plain = _plain_page(records, odd.key_field, modified_field, top, ceiling)
     if plain is not None:
         return plain
+    return read_each(
+        records, odd, modified_field=modified_field, top=top, ceiling=ceiling, page=page
+    )
+
+
+def read_each(
+    records: Sequence[Record],
+    odd: Oddities,
+    *,
+    modified_field: str,
+    top: str | None,
+    ceiling: str,
+    page: int,
+) -> Page:
+    """:func:`read_records` one record at a time: any page, odd rows included."""
     fresh: dict[str, Record] = {}
     prints: dict[str, int] = {}
     key_field = odd.key_field
@@ -192,13 +207,13 @@ def _plain_page(
         return Page({}, {}, top, repeated=False)
     if set(map(type, records)) != _DICT:
         return None
-    keys = [r.get(key_field) for r in records]
+    keys: list[Any] = [r.get(key_field) for r in records]  # text: checked next
     if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
         return None
     fresh = dict(zip(keys, records, strict=True))
     if len(fresh) != len(records):
         return None  # a key twice: keep_one decides
-    stamps = [r.get(modified_field) for r in records]
+    stamps: list[Any] = [r.get(modified_field) for r in records]  # ints: checked next
     if set(map(type, stamps)) != _INT:
         return None
     latest = number_to_date(max(stamps))
