@@ -149,16 +149,41 @@ class PageWork:
             page=page_number,
         )
         sweep.max_modified = found.top
-        if mark_seen:
-            sweep.seen_pages += 1
-            again = self.store.seen_mark(name, list(found.records), sweep.seen_pages)
-            for key in again:
-                del found.records[key], found.prints[key]
-            sweep.odd.duplicates(again, page_number)
-        stored = self.store.fingerprints(name, list(found.records))
+        stored = self._see(sweep, found, page_number) if mark_seen else None
+        if stored is None:
+            stored = self.store.fingerprints(name, list(found.records))
         if found.repeated:
             keep_one(records, found, sweep.odd, stored=stored, page=page_number)
         return found, stored
+
+    def _see(self, sweep: Sweep, found: Page, page_number: int) -> dict[str, int] | None:
+        """Mark a full sweep's page seen; its stored fingerprints if that read them.
+
+        A sweep in key order (:attr:`Sweep.by_range`) reads the stored keys of the
+        page's window in one range scan: those the page lacks are missing, the rest
+        are its stored fingerprints. A page whose keys do not all sort after the last
+        window (rows moved under offset paging, a tenant that sorts differently) turns
+        the sweep over to the seen-set, which drops a key an earlier page already had.
+        """
+        name = sweep.source.name
+        keys = list(found.records)
+        sweep.seen_pages += 1
+        if sweep.by_range and keys:
+            if not sweep.paging:  # a read by key while confirming deletes: seen after all
+                self.store.missing_drop(name, keys)
+                return None
+            if sweep.covered is None or min(keys) > sweep.covered:
+                stored = self.store.window(name, keys, sweep.covered)
+                sweep.covered = max(keys)
+                return stored
+            if sweep.covered is not None:
+                self.store.seen_from_window(name, sweep.covered)
+            sweep.by_range = False
+        again = self.store.seen_mark(name, keys, sweep.seen_pages)
+        for key in again:
+            del found.records[key], found.prints[key]
+        sweep.odd.duplicates(again, page_number)
+        return None
 
     def _compare(
         self, sweep: Sweep, key: str, raw: Record, stored: tuple[Record, int] | None

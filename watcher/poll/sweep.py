@@ -4,7 +4,7 @@ confirmed gone (:mod:`watcher.poll.confirm`) and deleted, or held.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from watcher.dates import format_utc
@@ -34,9 +34,11 @@ class FullSweep(Confirm):
     ) -> None:
         source, result = sweep.source, sweep.result
         started_at = format_utc(self.clock.now())
-        total_before = self.store.count_snapshots(source.name)
+        stored_before = self.store.has_snapshots(source.name)
         self.store.seen_reset(source.name)
         self._sweeps[source.name] = sweep
+        sweep.by_range = paging_of(source) == "offset" and not result.dry_run
+        sweep.paging = True
         try:
             async for fetched in self._sweep_pages(sweep):
                 result.pages += 1
@@ -54,8 +56,9 @@ class FullSweep(Confirm):
                 collect_garbage(result.pages)
                 if progress is not None:
                     progress(result)
-            if total_before > 0:  # only keys stored before this sweep can be missing
-                await self._sweep_deletes(sweep, total_before, allow_mass_delete)
+            sweep.paging = False
+            if stored_before:  # only keys stored before this sweep can be missing
+                await self._sweep_deletes(sweep, allow_mass_delete)
         finally:
             self._sweeps.pop(source.name, None)
             self.store.seen_clear(source.name)
@@ -81,14 +84,39 @@ class FullSweep(Confirm):
             return read_ahead(self.client.iter_pages(sweep.source, priority=Priority.LOW))
         return self._range_pages(sweep)
 
-    async def _sweep_deletes(self, sweep: Sweep, total_before: int, allow_mass: bool) -> None:
+    def _seen_too(self, sweep: Sweep, keys: Iterable[str]) -> None:
+        """Count ``keys`` as seen by the sweep (never deleted by it)."""
+        if sweep.by_range:
+            self.store.missing_drop(sweep.source.name, keys)
+        else:
+            self.store.seen_add(sweep.source.name, keys)
+
+    def _collect_missing(self, sweep: Sweep) -> int:
+        """The stored keys the sweep did not see, in the store's missing set; how many."""
+        name = sweep.source.name
+        if not sweep.by_range:
+            return self.store.missing_collect(name)
+        if not sweep.tail_added:
+            self.store.missing_tail(name, sweep.covered)
+            sweep.tail_added = True
+        return self.store.missing_prune(name)
+
+    def _total_before(self, sweep: Sweep) -> int:
+        """Snapshots of the source before the sweep: those now, less the sweep's own
+        creates (counted only when something is missing: a count reads every key).
+        Records the fast lane created meanwhile are counted in, a slight overestimate."""
+        total = self.store.count_snapshots(sweep.source.name)
+        return total if sweep.result.dry_run else max(total - sweep.result.created, 0)
+
+    async def _sweep_deletes(self, sweep: Sweep, allow_mass: bool) -> None:
         source, result = sweep.source, sweep.result
         # The sweep guard: a key the fast lane wrote while the sweep ran exists.
-        self.store.seen_add(source.name, sweep.lane_written)
-        result.missing = self.store.missing_collect(source.name)
+        self._seen_too(sweep, sweep.lane_written)
+        result.missing = self._collect_missing(sweep)
         if not result.missing:
             self._clear_hold(sweep)
             return
+        total_before = self._total_before(sweep)
         if result.records == 0 and not allow_mass:
             # Nothing read at all while records are stored: an outage, a tenant that
             # answers "no data" to everything, or an access key that lost its rights.
@@ -101,11 +129,11 @@ class FullSweep(Confirm):
             absent = set(await self._read_absent(sweep, batch, mark_seen=True))
             undecided = [k for k in batch if k not in absent]
             if undecided:  # found again (already marked) or not confirmed: not deleted now
-                self.store.seen_add(source.name, undecided)
+                self._seen_too(sweep, undecided)
         # No await from here to the last delete: what the fast lane wrote during the
         # confirmation reads is known now, and the deletes below cannot race it.
-        self.store.seen_add(source.name, sweep.lane_written)
-        confirmed = self.store.missing_collect(source.name)
+        self._seen_too(sweep, sweep.lane_written)
+        confirmed = self._collect_missing(sweep)
         if not confirmed:
             self._clear_hold(sweep)
             return

@@ -120,6 +120,13 @@ class Sweep:
     stored_sets: dict[int, frozenset[str]] = field(default_factory=dict)
     ignores: dict[int, tuple[frozenset[str], bool]] = field(default_factory=dict)
     seen_pages: int = 0
+    #: A full sweep in key order: what its pages saw are key windows, one after the
+    #: other (no seen-set); ``covered`` is the last key of the last page. Off when a
+    #: page breaks the order (the seen-set takes over) and in dry runs.
+    by_range: bool = False
+    covered: str | None = None
+    paging: bool = False  # reading pages (not yet the reads by key that confirm deletes)
+    tail_added: bool = False
     #: A full sweep: keys the source's fast lane wrote or deleted while it ran (the
     #: sweep guard: never deleted by the sweep, a deleted one never re-created).
     lane_written: set[str] = field(default_factory=set)

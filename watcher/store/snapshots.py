@@ -73,6 +73,13 @@ class Snapshots:
     conn: sqlite3.Connection
     clock: Clock
 
+    def has_snapshots(self, source: str) -> bool:
+        with translate_errors("count snapshots"):
+            row = self.conn.execute(
+                "SELECT 1 FROM snapshots WHERE source = ? LIMIT 1", (source,)
+            ).fetchone()
+        return row is not None
+
     def count_snapshots(self, source: str) -> int:
         with translate_errors("count snapshots"):
             row = self.conn.execute(
@@ -245,6 +252,102 @@ class Snapshots:
             if own:
                 self.conn.execute("COMMIT")
         return again
+
+    # -- a sweep in key order: what it saw is a key range ---------------------------
+    # Pages of a sweep ordered by key (the query route's offset paging) hold windows
+    # of the key space one after another: the stored keys of a window that its page
+    # lacks are what the sweep did not see, so no seen-set is kept (a third of a
+    # steady sweep's time). The poll engine falls back to the seen-set
+    # (:meth:`seen_from_window`) when a page breaks the order.
+
+    def window(self, source: str, keys: Sequence[str], after: str | None) -> dict[str, int]:
+        """Stored fingerprints of a page whose keys all sort after ``after`` (the last
+        key of the page before; ``None`` for the first page).
+
+        One range scan of the stored keys from ``after`` (exclusive) to the page's
+        highest key; those the page lacks go to the missing set.
+        """
+        page = set(keys)
+        stored: dict[str, int] = {}
+        gone: list[str] = []
+        sql = "SELECT key, fp FROM snapshots WHERE source = ? AND key <= ?"
+        args: tuple[str, ...] = (source, max(keys))
+        if after is not None:
+            sql, args = f"{sql} AND key > ?", (*args, after)
+        with translate_errors("read snapshots"):
+            for key, fp in self.conn.execute(f"{sql} ORDER BY key", args):
+                if key in page:
+                    stored[key] = fp
+                else:
+                    gone.append(key)
+        if gone:
+            self._missing_insert(source, ((source, key) for key in gone))
+        return stored
+
+    def missing_tail(self, source: str, after: str | None) -> None:
+        """Every stored key after the last window (all of them if no page had a key)."""
+        sql = (
+            "INSERT INTO temp.missing (source, key) "
+            "SELECT source, key FROM snapshots WHERE source = ?"
+        )
+        args: tuple[str, ...] = (source,)
+        if after is not None:
+            sql, args = f"{sql} AND key > ?", (source, after)
+        with translate_errors("find missing keys"):
+            self.conn.execute(f"{sql} ORDER BY key", args)
+
+    def missing_drop(self, source: str, keys: Iterable[str]) -> None:
+        """Take ``keys`` out of the missing set (seen after all)."""
+        keys = list(keys)
+        if not keys:
+            return
+        with translate_errors("mark seen keys"):
+            self.conn.execute(
+                "DELETE FROM temp.missing WHERE source = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (source, key_array(keys)),
+            )
+
+    def missing_prune(self, source: str) -> int:
+        """Drop missing keys that have no snapshot any more; return how many are left."""
+        with translate_errors("find missing keys"):
+            self.conn.execute(
+                "DELETE FROM temp.missing WHERE source = ? AND NOT EXISTS (SELECT 1 FROM "
+                "snapshots s WHERE s.source = temp.missing.source AND s.key = temp.missing.key)",
+                (source,),
+            )
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM temp.missing WHERE source = ?", (source,)
+            ).fetchone()
+        return int(row[0])
+
+    def seen_from_window(self, source: str, upto: str) -> None:
+        """Switch a sweep from windows to the seen-set: every stored key up to ``upto``
+        that is not missing was seen; the missing set is emptied (collected again at
+        the end, :meth:`missing_collect`)."""
+        with translate_errors("mark seen keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO temp.seen (source, key, page) "
+                "SELECT s.source, s.key, 0 FROM snapshots s WHERE s.source = ? AND s.key <= ? "
+                "AND NOT EXISTS (SELECT 1 FROM temp.missing m "
+                "WHERE m.source = s.source AND m.key = s.key)",
+                (source, upto),
+            )
+            self.conn.execute("DELETE FROM temp.missing WHERE source = ?", (source,))
+            if own:
+                self.conn.execute("COMMIT")
+
+    def _missing_insert(self, source: str, rows: Iterable[tuple[str, str]]) -> None:
+        with translate_errors("find missing keys"):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            self.conn.executemany("INSERT INTO temp.missing (source, key) VALUES (?, ?)", rows)
+            if own:
+                self.conn.execute("COMMIT")
 
     def missing_collect(self, source: str) -> int:
         """Store the keys with a snapshot that the sweep did not see; return how many."""
