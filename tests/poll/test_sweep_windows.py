@@ -1,0 +1,74 @@
+"""A sweep in key order keeps no seen-set: each page's window of the key space is one
+range scan, and the stored keys a window's page lacks are missing. A page that breaks
+the order (rows moved under offset paging) hands the sweep over to the seen-set, and
+what the windows already found missing stays missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.poll.helpers import Harness, company, source_config, tenant
+
+
+def _key(i: int) -> str:
+    return str(company(i)["Gsid"])
+
+
+async def test_deletes_inside_windows_between_pages_and_after_the_last_are_found(
+    tmp_path: Path,
+) -> None:
+    feed = tenant(40)
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config(max_delete_fraction=1.0)
+    await h.poller.poll(src)
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+    gone = [_key(0), _key(5), _key(10), _key(19), _key(20), _key(39)]
+    for key in gone:  # the first key, inside pages, at page edges, the last key
+        feed.records.pop(key)
+
+    result = await h.poller.poll(src)
+
+    h.store.conn.set_trace_callback(None)
+    assert (result.missing, result.deleted, result.duplicates) == (6, 6, 0)
+    assert sorted(h.changes()) == sorted(("deleted", k) for k in gone)
+    assert not [s for s in reads if "temp.seen" in s and s.startswith("INSERT")]
+
+
+async def test_rows_moved_by_an_insert_hand_over_to_the_seen_set(tmp_path: Path) -> None:
+    """After page 1 was read a key is created inside its window: every later row moves
+    one place on, page 2 starts with page 1's last row again. That copy is dropped as
+    a duplicate, a key deleted inside page 1's window before the sweep is still
+    deleted, and the new key is created by the next sweep."""
+    feed = tenant(30)
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config()
+    await h.poller.poll(src)
+    feed.records.pop(_key(5))  # page 1's window: missing when its range is scanned
+    feed.records.pop(_key(15))  # page 2's
+    new = company(3, Gsid=f"{_key(3)}x")  # sorts between keys 3 and 4
+
+    def insert(number: int) -> None:
+        if number == 2:
+            feed.records[new["Gsid"]] = new
+
+    feed.before_page = insert
+    result = await h.poller.poll(src)
+    feed.before_page = None
+
+    assert result.duplicates == 1  # page 1's last row, read again on page 2
+    assert (result.deleted, result.created, result.updated) == (2, 0, 0)
+    assert sorted(h.changes()) == [("deleted", _key(5)), ("deleted", _key(15))]
+    later = await h.poller.poll(src)
+    assert (later.created, later.deleted, later.duplicates) == (1, 0, 0)
+
+
+async def test_a_dry_run_sweep_finds_the_same_missing_keys(tmp_path: Path) -> None:
+    feed = tenant(30)
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config()
+    await h.poller.poll(src)
+    feed.records.pop(_key(12))
+    dry = await h.poller.poll(src, dry_run=True)
+    real = await h.poller.poll(src)
+    assert (dry.missing, dry.deleted) == (real.missing, real.deleted) == (1, 1)
