@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 from watcher.core.diff import key_of
@@ -207,13 +208,16 @@ def _plain_page(
         return Page({}, {}, top, repeated=False)
     if set(map(type, records)) != _DICT:
         return None
-    keys: list[Any] = [r.get(key_field) for r in records]  # text: checked next
+    try:
+        keys: list[Any] = list(map(itemgetter(key_field), records))  # text: checked next
+        stamps: list[Any] = list(map(itemgetter(modified_field), records))  # ints: checked
+    except KeyError:
+        return None
     if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
         return None
     fresh = dict(zip(keys, records, strict=True))
     if len(fresh) != len(records):
         return None  # a key twice: keep_one decides
-    stamps: list[Any] = [r.get(modified_field) for r in records]  # ints: checked next
     if set(map(type, stamps)) != _INT:
         return None
     latest = number_to_date(max(stamps))

@@ -99,9 +99,9 @@ class PageWork:
         page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
         found, stored = self._read_page(sweep, records, mark_seen, page_number)
         fresh, prints = found.records, found.prints
-        changed = [k for k in fresh if stored.get(k) != prints[k]]
-        if not changed:
+        if stored == prints:  # the steady case, one comparison in C
             return page
+        changed = [k for k in fresh if stored.get(k) != prints[k]]
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         now = self.clock.now()
         for key in changed:
@@ -173,7 +173,7 @@ class PageWork:
                 self.store.missing_drop(name, keys)
                 return None
             if sweep.covered is None or min(keys) > sweep.covered:
-                stored = self.store.window(name, keys, sweep.covered)
+                stored = self.store.window(name, found.records, sweep.covered)
                 sweep.covered = max(keys)
                 return stored
             if sweep.covered is not None:

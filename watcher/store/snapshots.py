@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -260,28 +260,24 @@ class Snapshots:
     # steady sweep's time). The poll engine falls back to the seen-set
     # (:meth:`seen_from_window`) when a page breaks the order.
 
-    def window(self, source: str, keys: Sequence[str], after: str | None) -> dict[str, int]:
+    def window(self, source: str, keys: Mapping[str, object], after: str | None) -> dict[str, int]:
         """Stored fingerprints of a page whose keys all sort after ``after`` (the last
         key of the page before; ``None`` for the first page).
 
         One range scan of the stored keys from ``after`` (exclusive) to the page's
         highest key; those the page lacks go to the missing set.
         """
-        page = set(keys)
-        stored: dict[str, int] = {}
-        gone: list[str] = []
         sql = "SELECT key, fp FROM snapshots WHERE source = ? AND key <= ?"
         args: tuple[str, ...] = (source, max(keys))
         if after is not None:
             sql, args = f"{sql} AND key > ?", (*args, after)
         with translate_errors("read snapshots"):
-            for key, fp in self.conn.execute(f"{sql} ORDER BY key", args):
-                if key in page:
-                    stored[key] = fp
-                else:
-                    gone.append(key)
+            stored: dict[str, int] = dict(self.conn.execute(f"{sql} ORDER BY key", args))
+        gone = stored.keys() - keys.keys()
         if gone:
-            self._missing_insert(source, ((source, key) for key in gone))
+            for key in gone:
+                del stored[key]
+            self._missing_insert(source, ((source, key) for key in sorted(gone)))
         return stored
 
     def missing_tail(self, source: str, after: str | None) -> None:
