@@ -169,6 +169,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        7,
+        "snapshot fingerprints by key: sweeps scan a page's key window without the bodies",
+        ("CREATE INDEX snapshots_fp ON snapshots (source, key, fp)",),
+    ),
 )
 
 
