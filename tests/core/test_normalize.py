@@ -16,6 +16,7 @@ from watcher.core.normalize import (
     canonical_json,
     fingerprint,
     normalize_record,
+    normalize_records,
     normalize_value,
     same_value,
 )
@@ -172,3 +173,59 @@ def test_date_fields_when_set_are_the_only_fields_whose_numbers_are_dates() -> N
         "Note": "2025-12-01T00:00:00.000Z",
     }
     assert normalize_record({"RenewalDate": float(ms)}, ("Deadline",)) == {"RenewalDate": ms}
+
+
+def _exact(records: list[dict[str, Any]]) -> list[str]:
+    """Each record as text that tells 1 from 1.0 and keeps the field order."""
+    return [json.dumps(r, sort_keys=False) for r in records]
+
+
+column_values = (
+    json_scalars
+    | st.sampled_from(["1P02X\x00", "2024-02-05", "é", "\ud800", "1234-"])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.lists(json_scalars, max_size=2)
+)
+
+
+@st.composite
+def pages(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Pages whose records mostly share their fields, with columns of one kind of value."""
+    fields = draw(st.lists(field_names | st.sampled_from(["Csm", "\ud800x"]), unique=True))
+    kinds = {f: draw(st.sampled_from(["same", "mixed"])) for f in fields}
+    kind_of = {f: draw(column_values) for f in fields}
+    out = []
+    for _ in range(draw(st.integers(0, 12))):
+        record = {}
+        for f in fields:
+            if kinds[f] == "same" and draw(st.booleans()):
+                value = kind_of[f]
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    value = value + draw(st.integers(0, 10**6))
+                record[f] = value
+            else:
+                record[f] = draw(column_values)
+        if draw(st.integers(0, 9)) == 0:
+            record.pop(next(iter(record), ""), None)
+            record["Other"] = 1
+        out.append(record)
+    return out
+
+
+@given(pages(), st.sampled_from([(), ("Csm",), ("Arr", "RenewalDate")]))
+def test_a_page_normalized_by_columns_is_each_record_normalized(
+    page: list[dict[str, Any]], date_fields: tuple[str, ...]
+) -> None:
+    expected = [normalize_record(r, date_fields) for r in page]
+    assert _exact(normalize_records(page, date_fields)) == _exact(expected)
+
+
+def test_a_usual_page_is_normalized_by_columns() -> None:
+    page = [
+        {"Gsid": f"1P02{i:04d}", "Arr": 10.0 * i, "RenewalDate": 1_790_000_000_000 + i}
+        for i in range(20)
+    ]
+    out = normalize_records(page)
+    assert out == [normalize_record(r) for r in page]
+    assert out[3] == {"Gsid": "1P020003", "Arr": 30, "RenewalDate": "2026-09-21T14:13:20.003Z"}
+    assert page[3]["Arr"] == 30.0  # the input is not touched

@@ -34,12 +34,14 @@ idempotent: ``normalize_record(normalize_record(r)) == normalize_record(r)``.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
 import operator
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -174,6 +176,64 @@ def normalize_record(record: Mapping[str, Any], date_fields: Collection[str] = (
         elif kind is not bool and raw is not None:
             out[name] = normalize_value(raw, name, is_date)
     return out
+
+
+def normalize_records(
+    records: Sequence[Mapping[str, Any]], date_fields: Collection[str] = ()
+) -> list[Record]:
+    """``[normalize_record(r, date_fields) for r in records]``, column by column.
+
+    A page's records share their fields: each field's values are looked at together
+    (their types in one pass, a column of IDs and names found free of dates and
+    non-ASCII text in one search), so only the columns that change are rewritten
+    value by value (epoch-ms dates, floats). Records that do not share their fields
+    are normalized one by one.
+    """
+    if len(records) < _COLUMNS_MIN or set(map(type, records)) != _DICT_ONLY:
+        return [normalize_record(r, date_fields) for r in records]
+    fields = list(records[0])
+    if set(map(len, records)) != {len(fields)} or not "".join(fields).isascii():
+        return [normalize_record(r, date_fields) for r in records]
+    try:
+        columns = [list(map(itemgetter(name), records)) for name in fields]
+    except KeyError:  # same number of fields, not the same fields
+        return [normalize_record(r, date_fields) for r in records]
+    is_date = date_test(date_fields)
+    out = list(map(dict, records))
+    for name, column in zip(fields, columns, strict=True):
+        values = _normalize_column(name, column, is_date)
+        if values is not None:
+            _consume(map(operator.setitem, out, _repeat(name), values), maxlen=0)
+    return out
+
+
+def _normalize_column(name: str, column: list[Any], is_date: DateTest) -> list[Any] | None:
+    """The canonical values of one field's column; ``None`` when all are already."""
+    kinds = set(map(type, column))
+    alone = len(kinds) == 1  # no nulls or booleans among them
+    if kinds == _STR_ONLY:
+        joined = "\x00".join(column)
+        if joined.isascii() and _DATE_START.search(joined) is None:
+            return None
+        return list(map(_string, map(clean_text, column)))
+    kinds -= _PLAIN
+    if not kinds:
+        return None
+    if kinds == _INT_ONLY:  # with nulls and booleans, which stay as they are
+        return list(map(number_to_date, column)) if is_date(name) else None
+    if kinds == _FLOAT_ONLY and alone and not is_date(name) and all(map(math.isfinite, column)):
+        return [
+            int(v) if v.is_integer() and -_MAX_EXACT_INT < v < _MAX_EXACT_INT else v for v in column
+        ]
+    return [normalize_value(v, name, is_date) for v in column]
+
+
+_COLUMNS_MIN = 8
+_consume = collections.deque
+_STR_ONLY, _INT_ONLY, _FLOAT_ONLY = {str}, {int}, {float}
+_PLAIN = {type(None), bool}
+# A value whose text may be a date (normalize_record: a digit, then "-" at index 4).
+_DATE_START = re.compile("(?:^|\x00)[0-9][^\x00]{3}-")
 
 
 def canonical_json(value: Any) -> str:

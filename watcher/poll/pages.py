@@ -11,7 +11,7 @@ from datetime import datetime
 from watcher.clock import Clock, SystemClock
 from watcher.core.diff import Change, Touch, compare
 from watcher.core.events import CloudEvent, change_event, uuid7
-from watcher.core.normalize import Record, normalize_record
+from watcher.core.normalize import Record, normalize_record, normalize_records
 from watcher.dates import format_utc
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.query import Condition, select_of
@@ -103,13 +103,15 @@ class PageWork:
             return page
         changed = [k for k in fresh if stored.get(k) != prints[k]]
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
+        afters = self._normalized(sweep, changed, fresh)
         now = self.clock.now()
         for key in changed:
             if key in sweep.lane_deleted and key not in stored:
                 result.stale += 1  # the fast lane saw it deleted after this page was read
                 continue
             try:
-                after, outcome = self._compare(sweep, key, fresh[key], befores.get(key))
+                after = afters.get(key) or normalize_record(fresh[key], sweep.source.date_fields)
+                outcome = self._compare(sweep, key, after, befores.get(key))
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
@@ -185,26 +187,34 @@ class PageWork:
         sweep.odd.duplicates(again, page_number)
         return None
 
+    @staticmethod
+    def _normalized(sweep: Sweep, keys: list[str], fresh: dict[str, Record]) -> dict[str, Record]:
+        """The records of ``keys`` normalized (the one normalization of a received
+        record), a page's worth at a time; empty when one of them cannot be (each is
+        then normalized alone, and only that one skipped)."""
+        try:
+            records = normalize_records([fresh[k] for k in keys], sweep.source.date_fields)
+        except RECORD_ERRORS:
+            return {}
+        return dict(zip(keys, records, strict=True))
+
     def _compare(
-        self, sweep: Sweep, key: str, raw: Record, stored: tuple[Record, int] | None
-    ) -> tuple[Record, Change | Touch | None]:
-        """Normalize ``raw`` (the one normalization of a received record) and compare it
-        with the stored record, under today's rules.
+        self, sweep: Sweep, key: str, after: Record, stored: tuple[Record, int] | None
+    ) -> Change | Touch | None:
+        """Compare the normalized record ``after`` with the stored one, under today's rules.
 
         The stored record is normalized again, so a change of the rules (a new
         ``date_fields`` entry, non-finite numbers now null) is never reported as a
         change of the data. Fields that are in only one of this poll's select and the
         select the snapshot was taken with are refreshed silently.
         """
-        date_fields = sweep.source.date_fields
-        after = normalize_record(raw, date_fields)
         if stored is None:
-            return after, compare(key, None, after)
+            return compare(key, None, after)
         body, set_id = stored
         ignore, reselected = self._ignored(sweep, set_id)
         if reselected:
             sweep.result.reselected += 1
-        return after, compare(key, normalize_record(body, date_fields), after, ignore)
+        return compare(key, normalize_record(body, sweep.source.date_fields), after, ignore)
 
     def _older(self, sweep: Sweep, after: Record, stored: tuple[Record, int] | None) -> bool:
         """The sweep guard: ``after`` is older (modified field) than the stored record,
