@@ -53,21 +53,56 @@ def queue_deliveries(
     deliveries together: at least once). A row whose id exists is left alone.
     ``message_id``: the id receivers see instead of the event id (``--new-ids``).
     """
+    rows = delivery_rows(
+        event_sequence=event_sequence,
+        event_id=event_id,
+        order_key=order_key,
+        routes=routes,
+        now=now,
+        replay=replay,
+        message_id=message_id,
+    )
+    insert_deliveries(conn, rows)
+    return [row[0] for row in rows]
+
+
+DeliveryRow = tuple[str, int, str, str, str, str, float, str, str | None]
+
+
+def delivery_rows(
+    *,
+    event_sequence: int,
+    event_id: str,
+    order_key: str,
+    routes: Iterable[Route],
+    now: datetime,
+    replay: str = "",
+    message_id: str | None = None,
+) -> list[DeliveryRow]:
+    """The pending rows of one event, one per distinct route (:func:`insert_deliveries`)."""
     created = format_utc(now)
     epoch = now.timestamp()
-    ids: list[str] = []
-    rows = []
-    for rule, sink in dict.fromkeys(routes):  # one row per route, even if listed twice
-        ident = delivery_id(event_id, rule, sink, replay)
-        ids.append(ident)
-        rows.append(
-            (ident, event_sequence, event_id, rule, sink, order_key, epoch, created, message_id)
+    return [
+        (
+            delivery_id(event_id, rule, sink, replay),
+            event_sequence,
+            event_id,
+            rule,
+            sink,
+            order_key,
+            epoch,
+            created,
+            message_id,
         )
-    if rows:
-        conn.executemany(
-            "INSERT OR IGNORE INTO deliveries (id, event_sequence, event_id, rule, sink, "
-            "order_key, status, attempts, next_attempt_at, created_at, message_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            rows,
-        )
-    return ids
+        for rule, sink in dict.fromkeys(routes)  # one row per route, even if listed twice
+    ]
+
+
+def insert_deliveries(conn: sqlite3.Connection, rows: Iterable[DeliveryRow]) -> None:
+    """Insert pending rows (a poll's commit: those of a whole page in one statement)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO deliveries (id, event_sequence, event_id, rule, sink, "
+        "order_key, status, attempts, next_attempt_at, created_at, message_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        rows,
+    )

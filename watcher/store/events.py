@@ -17,7 +17,7 @@ from typing import Any
 
 from watcher.core.events import CloudEvent, order_key, with_sequence
 from watcher.store.db import translate_errors
-from watcher.store.deliveries import Route, queue_deliveries
+from watcher.store.deliveries import DeliveryRow, Route, delivery_rows, insert_deliveries
 
 
 def event_text(event: Mapping[str, Any]) -> str:
@@ -65,33 +65,33 @@ def insert_events(
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     seq = int(row[0]) if row else 0
     out: list[CloudEvent] = []
+    rows: list[tuple[int, str, str, str, str, str, str | None, str]] = []
+    queued: list[DeliveryRow] = []
     for n, event in enumerate(events):
         seq += 1
         full = with_sequence(event, seq)
-        conn.execute(
-            "INSERT INTO events (sequence, id, type, source, subject, time, poll_id, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                seq,
-                full["id"],
-                full["type"],
-                source,
-                full["subject"],
-                full["time"],
-                poll_id,
-                event_text(full),
-            ),
+        text = event_text(full)
+        rows.append(
+            (seq, full["id"], full["type"], source, full["subject"], full["time"], poll_id, text)
         )
         if n < len(routes) and routes[n]:
-            queue_deliveries(
-                conn,
-                event_sequence=seq,
-                event_id=full["id"],
-                order_key=order_key(full, source),
-                routes=routes[n],
-                now=now,
+            queued.extend(
+                delivery_rows(
+                    event_sequence=seq,
+                    event_id=full["id"],
+                    order_key=order_key(full, source),
+                    routes=routes[n],
+                    now=now,
+                )
             )
         out.append(full)
+    conn.executemany(
+        "INSERT INTO events (sequence, id, type, source, subject, time, poll_id, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    if queued:
+        insert_deliveries(conn, queued)
     return out
 
 
