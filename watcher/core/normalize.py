@@ -212,8 +212,10 @@ def _normalize_column(name: str, column: list[Any], is_date: DateTest) -> list[A
     kinds = set(map(type, column))
     alone = len(kinds) == 1  # no nulls or booleans among them
     if kinds == _STR_ONLY:
-        joined = "\x00".join(column)
-        if joined.isascii() and _DATE_START.search(joined) is None:
+        # Canonical already unless some text is not ASCII or may be a date (a "-" at
+        # index 4): both are found in C, the second only when the column has a "-".
+        joined = "".join(column)
+        if joined.isascii() and ("-" not in joined or "-" not in map(_FIFTH, column)):
             return None
         return list(map(_string, map(clean_text, column)))
     kinds -= _PLAIN
@@ -232,8 +234,7 @@ _COLUMNS_MIN = 8
 _consume = collections.deque
 _STR_ONLY, _INT_ONLY, _FLOAT_ONLY = {str}, {int}, {float}
 _PLAIN = {type(None), bool}
-# A value whose text may be a date (normalize_record: a digit, then "-" at index 4).
-_DATE_START = re.compile("(?:^|\x00)[0-9][^\x00]{3}-")
+_FIFTH = itemgetter(slice(4, 5))  # the character at index 4 of a text, or ""
 
 
 def canonical_json(value: Any) -> str:

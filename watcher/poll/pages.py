@@ -109,14 +109,19 @@ class PageWork:
             if key in sweep.lane_deleted and key not in stored:
                 result.stale += 1  # the fast lane saw it deleted after this page was read
                 continue
+            before = befores.get(key)
             try:
                 after = afters.get(key) or normalize_record(fresh[key], sweep.source.date_fields)
-                outcome = self._compare(sweep, key, after, befores.get(key))
+                if before is None and not sweep.emit_created:  # a silent baseline's record
+                    page.writes.append((key, prints[key], after))
+                    result.created += 1
+                    continue
+                outcome = self._compare(sweep, key, after, before)
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
                 continue
-            if self._older(sweep, after, befores.get(key)):
+            if before is not None and self._older(sweep, after, before):
                 result.stale += 1  # read before a newer version was stored: no event, no write
                 continue
             page.writes.append((key, prints[key], after))
