@@ -229,3 +229,15 @@ def test_a_usual_page_is_normalized_by_columns() -> None:
     assert out == [normalize_record(r) for r in page]
     assert out[3] == {"Gsid": "1P020003", "Arr": 30, "RenewalDate": "2026-09-21T14:13:20.003Z"}
     assert page[3]["Arr"] == 30.0  # the input is not touched
+
+
+def test_a_date_column_of_repeated_values_keeps_booleans_apart_from_0_and_1() -> None:
+    """Repeated dates are turned once each; True and 1 (equal as keys) stay themselves."""
+    values = [True, 1, 1, 1, 1, 1, 1, 1, 1, False, 0, 0, 0, 1_790_000_000_000, None, 0]
+    page = [{"RenewalDate": v} for v in values]
+    out = normalize_records(page)
+    assert [repr(r["RenewalDate"]) for r in out] == [
+        repr(normalize_record(r)["RenewalDate"]) for r in page
+    ]
+    repeated = [{"RenewalDate": 1_790_000_000_000 + (i % 3)} for i in range(30)]
+    assert normalize_records(repeated) == [normalize_record(r) for r in repeated]

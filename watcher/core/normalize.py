@@ -222,7 +222,13 @@ def _normalize_column(name: str, column: list[Any], is_date: DateTest) -> list[A
     if not kinds:
         return None
     if kinds == _INT_ONLY:  # with nulls and booleans, which stay as they are
-        return list(map(number_to_date, column)) if is_date(name) else None
+        if not is_date(name):
+            return None
+        distinct = set(column)  # (True and 1 are one key: booleans go the long way)
+        if len(distinct) * 2 > len(column) or (not alone and bool in set(map(type, column))):
+            return list(map(number_to_date, column))
+        # Dates repeat (renewal dates, a sweep's modified dates): each one turned once.
+        return list(map({v: number_to_date(v) for v in distinct}.__getitem__, column))
     if kinds == _FLOAT_ONLY and alone and not is_date(name) and all(map(math.isfinite, column)):
         return [
             int(v) if v.is_integer() and -_MAX_EXACT_INT < v < _MAX_EXACT_INT else v for v in column

@@ -101,7 +101,8 @@ class PageWork:
         fresh, prints = found.records, found.prints
         if stored == prints:  # the steady case, one comparison in C
             return page
-        changed = [k for k in fresh if stored.get(k) != prints[k]]
+        differ = {key for key, _ in prints.items() - stored.items()}  # new or changed
+        changed = [k for k in fresh if k in differ] if len(differ) < len(fresh) else list(fresh)
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         afters = self._normalized(sweep, changed, fresh)
         now = self.clock.now()
