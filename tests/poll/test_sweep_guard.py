@@ -113,3 +113,26 @@ async def test_sweep_keeps_a_key_the_fast_lane_wrote_while_it_confirmed(tmp_path
     assert result.outcome == "ok"
     assert sorted(h.changes()) == sorted([("created", created["Gsid"]), ("deleted", gone)])
     assert created["Gsid"] in h.store.records("companies", [created["Gsid"]])
+
+
+async def test_a_full_sweep_is_not_held_back_by_a_stored_date_in_the_future(
+    tmp_path: Path,
+) -> None:
+    """A record stored with ModifiedDate 2031 (a tenant's bad data) and later corrected to
+    an earlier date, with a real change: the sweep reports and stores it (nothing else
+    wrote it while the sweep ran), and the sweep after that finds nothing."""
+    feed = MemorySource({r["Gsid"]: r for r in (company(i) for i in range(20))}, page_size=10)
+    key = company(7)["Gsid"]
+    feed.records[key] = company(7, ModifiedDate="2031-01-01T00:00:00.000Z")
+    h = Harness(tmp_path / "w.db", feed)
+    source = source_config()
+    await h.poller.poll(source, "full")
+    feed.records[key] = company(7, Stage="Churned", ModifiedDate=NEWER)
+
+    fixed = await h.poller.poll(source, "full")
+    again = await h.poller.poll(source, "full")
+
+    assert (fixed.updated, fixed.stale) == (1, 0)
+    assert h.changes() == [("updated", key)]
+    assert h.store.records("companies", [key])[key]["ModifiedDate"] == NEWER
+    assert (again.updated, again.stale, again.touched) == (0, 0, 0)

@@ -122,7 +122,7 @@ class PageWork:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
                 continue
-            if before is not None and self._older(sweep, after, before):
+            if before is not None and self._older(sweep, key, after, before):
                 result.stale += 1  # read before a newer version was stored: no event, no write
                 continue
             page.writes.append((key, prints[key], after))
@@ -222,10 +222,18 @@ class PageWork:
             sweep.result.reselected += 1
         return compare(key, normalize_record(body, sweep.source.date_fields), after, ignore)
 
-    def _older(self, sweep: Sweep, after: Record, stored: tuple[Record, int] | None) -> bool:
+    def _older(
+        self, sweep: Sweep, key: str, after: Record, stored: tuple[Record, int] | None
+    ) -> bool:
         """The sweep guard: ``after`` is older (modified field) than the stored record,
-        i.e. read before another poll (the fast lane) stored a newer version."""
+        i.e. read before another poll (the fast lane) stored a newer version.
+
+        In a full sweep only a key the fast lane wrote while the sweep ran can be: any
+        other stored version is older than the sweep's read, whatever its modified
+        date says (a date in the future, later corrected, must not freeze a record)."""
         if stored is None:
+            return False
+        if sweep.result.mode == "full" and key not in sweep.lane_written:
             return False
         field_name = sweep.source.modified_field
         mine, theirs = after.get(field_name), stored[0].get(field_name)
