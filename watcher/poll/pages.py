@@ -105,9 +105,8 @@ class PageWork:
         changed = [k for k in fresh if k in differ] if len(differ) < len(fresh) else list(fresh)
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         afters = self._normalized(sweep, changed, fresh)
-        if not (befores or sweep.emit_created or sweep.lane_deleted) and len(afters) == len(
-            changed
-        ):
+        silent = not (befores or sweep.emit_created or sweep.lane_deleted)
+        if silent and len(afters) == len(changed):
             # A silent baseline's page (nothing stored, no events): written as it is.
             fps = map(prints.__getitem__, changed)
             page.writes.extend(zip(changed, fps, afters.values(), strict=True))
@@ -182,7 +181,7 @@ class PageWork:
         the sweep over to the seen-set, which drops a key an earlier page already had.
         """
         name = sweep.source.name
-        keys = list(found.records)
+        keys = found.records.keys()
         sweep.seen_pages += 1
         if sweep.by_range and keys:
             if not sweep.paging:  # a read by key while confirming deletes: seen after all
@@ -195,7 +194,7 @@ class PageWork:
             if sweep.covered is not None:
                 self.store.seen_from_window(name, sweep.covered)
             sweep.by_range = False
-        again = self.store.seen_mark(name, keys, sweep.seen_pages)
+        again = self.store.seen_mark(name, list(keys), sweep.seen_pages)
         for key in again:
             del found.records[key], found.prints[key]
         sweep.odd.duplicates(again, page_number)
