@@ -274,3 +274,12 @@ def test_seen_mark_returns_keys_an_earlier_page_had(store: Store) -> None:
     assert store.seen_mark("companies", ["A", "B"], 1) == []
     assert store.seen_mark("companies", ["C", "B", "D"], 2) == ["B"]
     assert store.missing_collect("companies") == 0
+
+
+def test_a_new_store_file_has_8k_pages_and_incremental_vacuum(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "new.db", clock=FakeClock())
+    try:
+        assert store.conn.execute("PRAGMA page_size").fetchone()[0] == 8192
+        assert store.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    finally:
+        store.close()

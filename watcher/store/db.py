@@ -261,12 +261,12 @@ def prepare(db: Database) -> None:
         if conn.in_transaction:
             conn.commit()
         conn.isolation_level = None
-        # Effective only on a new, empty file: the purge can then return free pages
-        # (watcher.store.retention converts an older file once).
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        # Also only on a new file: 8 KiB pages hold about eleven snapshots each, against
-        # five in 4 KiB ones: a baseline's inserts cost a sixth less (bench/sweep.py).
+        # Both only on a new, empty file. 8 KiB pages (set first: auto_vacuum fixes the
+        # size) hold about eleven snapshots each, against five in 4 KiB ones, and a
+        # baseline's inserts cost a sixth less. Incremental vacuum: the purge can then
+        # return free pages (watcher.store.retention converts an older file once).
         conn.execute("PRAGMA page_size = 8192")
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA busy_timeout = 10000")
         # Deleted rows' bytes are overwritten in their page where that costs no extra
         # I/O; the daily purge returns the free pages (watcher.store.retention).
