@@ -51,6 +51,15 @@ def snapshot_text(record: Record) -> str:
         return _ENCODER.encode(record)
 
 
+def read_body(text: str) -> Record:
+    """A stored snapshot's record (orjson; the stdlib for the escapes it refuses)."""
+    try:
+        value: Record = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a lone surrogate escape, a number beyond 64 bits
+        value = json.loads(text)
+    return value
+
+
 def snapshot_texts(records: Sequence[Record]) -> list[str]:
     """:func:`snapshot_text` of each record, a page's worth written in C."""
     try:
@@ -158,7 +167,7 @@ class Snapshots:
                     f"SELECT key, body FROM snapshots WHERE source = ? AND key IN ({marks})",
                     (source, *chunk),
                 ):
-                    out[key] = json.loads(body)
+                    out[key] = read_body(body)
         return out
 
     def snapshot_rows(self, source: str, keys: Sequence[str]) -> dict[str, tuple[Record, int]]:
@@ -173,7 +182,7 @@ class Snapshots:
                     f"WHERE source = ? AND key IN ({marks})",
                     (source, *chunk),
                 ):
-                    out[key] = (json.loads(body), fields)
+                    out[key] = (read_body(body), fields)
         return out
 
     # -- the field sets snapshots were taken with ----------------------------------
@@ -218,7 +227,7 @@ class Snapshots:
                 "SELECT key, body FROM snapshots WHERE source = ? ORDER BY key", (source,)
             ).fetchall()
         for key, body in rows:
-            yield key, json.loads(body)
+            yield key, read_body(body)
 
     # -- the sweep's seen-set (connection-private temp tables) --------------------
     # Rows carry the source, so concurrent sweeps of different sources on one
