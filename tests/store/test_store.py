@@ -283,10 +283,3 @@ def test_a_new_store_file_has_8k_pages_and_incremental_vacuum(tmp_path: Path) ->
         assert store.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     finally:
         store.close()
-
-
-def test_stored_bodies_orjson_refuses_are_read_as_the_stdlib_reads_them() -> None:
-    from watcher.store.snapshots import read_body
-
-    for text in ('{"a":"\\ud800"}', '{"n":123456789012345678901234567890}', '{"a":[1,2.5]}'):
-        assert read_body(text) == json.loads(text)

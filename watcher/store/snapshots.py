@@ -51,15 +51,6 @@ def snapshot_text(record: Record) -> str:
         return _ENCODER.encode(record)
 
 
-def read_body(text: str) -> Record:
-    """A stored snapshot's record (orjson; the stdlib for the escapes it refuses)."""
-    try:
-        value: Record = orjson.loads(text)
-    except orjson.JSONDecodeError:  # a lone surrogate escape, a number beyond 64 bits
-        value = json.loads(text)
-    return value
-
-
 def snapshot_texts(records: Sequence[Record]) -> list[str]:
     """:func:`snapshot_text` of each record, a page's worth written in C."""
     try:
@@ -167,7 +158,7 @@ class Snapshots:
                     f"SELECT key, body FROM snapshots WHERE source = ? AND key IN ({marks})",
                     (source, *chunk),
                 ):
-                    out[key] = read_body(body)
+                    out[key] = json.loads(body)
         return out
 
     def snapshot_rows(self, source: str, keys: Sequence[str]) -> dict[str, tuple[Record, int]]:
@@ -182,7 +173,7 @@ class Snapshots:
                     f"WHERE source = ? AND key IN ({marks})",
                     (source, *chunk),
                 ):
-                    out[key] = (read_body(body), fields)
+                    out[key] = (json.loads(body), fields)
         return out
 
     # -- the field sets snapshots were taken with ----------------------------------
@@ -227,7 +218,7 @@ class Snapshots:
                 "SELECT key, body FROM snapshots WHERE source = ? ORDER BY key", (source,)
             ).fetchall()
         for key, body in rows:
-            yield key, read_body(body)
+            yield key, json.loads(body)
 
     # -- the sweep's seen-set (connection-private temp tables) --------------------
     # Rows carry the source, so concurrent sweeps of different sources on one
