@@ -300,3 +300,26 @@ async def test_many_bad_records_are_all_counted_but_the_log_stays_bounded(
     assert result.outcome == "ok"
     assert (result.skipped, result.created) == (30, 10)
     assert len([e for e in logs if e["event"] == "poll.record_skipped"]) == MAX_WARNINGS
+
+
+async def test_an_integer_beyond_64_bits_reads_the_same_every_time(tmp_path: Path) -> None:
+    """A reply's 30-digit integer is read as the nearest float, the same on every read;
+    a record holding the exact integer (another reader) is stored and compared exactly:
+    no phantom change either way."""
+    from watcher.gainsight.envelope import parse_json
+
+    reply = b'{"data":{"records":[{"Gsid":"1P02000001","Big":123456789012345678901234567890}]}}'
+    first, second = parse_json(reply), parse_json(reply)
+    assert first == second
+    assert first["data"]["records"][0]["Big"] == 1.2345678901234568e29
+    feed = tenant(3)
+    feed.records["1P02000001"]["Big"] = 123456789012345678901234567890
+    feed.records["1P02000002"]["Big"] = first["data"]["records"][0]["Big"]
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate", "Big"))
+    await h.poller.poll(src)
+    again = await h.poller.poll(src)
+    assert (again.updated, again.touched) == (0, 0)
+    assert h.changes() == []
+    stored = dict(h.store.iter_snapshots("companies"))
+    assert stored["1P02000001"]["Big"] == 123456789012345678901234567890
