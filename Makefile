@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/deliver.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/load.py --fast-lane
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak --kills 20
