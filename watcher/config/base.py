@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict
 
 from watcher.durations import parse_duration
@@ -35,6 +34,8 @@ def _check_cron(expr: str) -> str:
                     f"cron {expr!r} is invalid ({name} are {low}-{high}, step {step} is out "
                     f"of range); {advice}"
                 )
+    from croniter import croniter  # a config without cron schedules never needs it
+
     if not croniter.is_valid(expr):
         ranges = ", ".join(f"{n} {lo}-{hi}" for n, lo, hi in _CRON_FIELDS)
         raise ValueError(f"cron {expr!r} is invalid ({ranges}); {advice}")
