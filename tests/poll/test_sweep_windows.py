@@ -72,3 +72,43 @@ async def test_a_dry_run_sweep_finds_the_same_missing_keys(tmp_path: Path) -> No
     dry = await h.poller.poll(src, dry_run=True)
     real = await h.poller.poll(src)
     assert (dry.missing, dry.deleted) == (real.missing, real.deleted) == (1, 1)
+
+
+async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
+    tmp_path: Path,
+) -> None:
+    """Nothing changed: each window's count and fingerprint sums equal the page's, so
+    no stored row is read into Python; one changed record makes its window read."""
+    feed = tenant(40)
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config()
+    await h.poller.poll(src)
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+    steady = await h.poller.poll(src)
+    assert (steady.updated, steady.missing) == (0, 0)
+    assert len([s for s in reads if s.startswith("SELECT COUNT(*), SUM(fp")]) == 4
+    assert not [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
+
+    reads.clear()
+    key = _key(25)
+    feed.records[key] = company(25, Arr=1.5)
+    changed = await h.poller.poll(src)
+    h.store.conn.set_trace_callback(None)
+    assert changed.updated == 1
+    assert len([s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]) == 1
+    assert h.changes() == [("updated", key)]
+
+
+def test_the_page_sums_are_sqlites_sums() -> None:
+    """Negative fingerprints too: Python's halves equal SQLite's ``>>`` and ``&``."""
+    import sqlite3
+
+    from watcher.store.snapshots import _halves
+
+    prints = [-1, -(2**63), 2**63 - 1, -123456789012345, 98765432109876, 0, 7]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (fp INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(p,) for p in prints])
+    row = conn.execute("SELECT SUM(fp >> 32), SUM(fp & 4294967295) FROM t").fetchone()
+    assert tuple(row) == _halves(prints)

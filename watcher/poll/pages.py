@@ -188,7 +188,7 @@ class PageWork:
                 self.store.missing_drop(name, keys)
                 return None
             if sweep.covered is None or min(keys) > sweep.covered:
-                stored = self.store.window(name, found.records, sweep.covered)
+                stored = self.store.window(name, found.prints, sweep.covered)
                 sweep.covered = max(keys)
                 return stored
             if sweep.covered is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -59,8 +60,17 @@ def snapshot_texts(records: Sequence[Record]) -> list[str]:
         return [snapshot_text(r) for r in records]
 
 
+def _halves(prints: Iterable[int]) -> tuple[int, int]:
+    """The sums of the high and the low 32-bit halves of fingerprints, as SQLite's
+    ``SUM(fp >> 32), SUM(fp & 4294967295)`` gives them."""
+    values = list(prints)
+    return sum(map(_rshift, values, _repeat(32))), sum(map(_and, values, _repeat(_LOW32)))
+
+
 _orjson_dumps = orjson.dumps
 _repeat = itertools.repeat
+_rshift, _and = operator.rshift, operator.and_
+_LOW32 = 0xFFFFFFFF
 
 
 def write_snapshots(
@@ -290,20 +300,36 @@ class Snapshots:
     # steady sweep's time). The poll engine falls back to the seen-set
     # (:meth:`seen_from_window`) when a page breaks the order.
 
-    def window(self, source: str, keys: Mapping[str, object], after: str | None) -> dict[str, int]:
-        """Stored fingerprints of a page whose keys all sort after ``after`` (the last
-        key of the page before; ``None`` for the first page).
+    def window(self, source: str, prints: Mapping[str, int], after: str | None) -> dict[str, int]:
+        """Stored fingerprints of a page (``prints``: its keys and fingerprints) whose
+        keys all sort after ``after`` (the last key of the page before; ``None`` for the
+        first page).
 
-        One range scan of the stored keys from ``after`` (exclusive) to the page's
-        highest key; those the page lacks go to the missing set.
+        The stored keys from ``after`` (exclusive) to the page's highest key are one
+        range of the index ``snapshots_fp``. First SQLite sums that range's
+        fingerprints (their two 32-bit halves apart) and counts it: the same count and
+        sums as the page's mean the same fingerprints - a fingerprint hashes the whole
+        record, key included, so a key gone and another come, or a record changed,
+        move the sums - and the page itself is returned, no row read into Python (the
+        steady sweep). Otherwise the range is read; the stored keys the page lacks go
+        to the missing set.
         """
-        sql = "SELECT key, fp FROM snapshots WHERE source = ? AND key <= ?"
-        args: tuple[str, ...] = (source, max(keys))
+        where = "source = ? AND key <= ?"
+        args: tuple[str, ...] = (source, max(prints))
         if after is not None:
-            sql, args = f"{sql} AND key > ?", (*args, after)
+            where, args = f"{where} AND key > ?", (*args, after)
         with translate_errors("read snapshots"):
-            stored: dict[str, int] = dict(self.conn.execute(f"{sql} ORDER BY key", args))
-        gone = stored.keys() - keys.keys()
+            count, high, low = self.conn.execute(
+                f"SELECT COUNT(*), SUM(fp >> 32), SUM(fp & 4294967295) FROM snapshots "
+                f"WHERE {where}",
+                args,
+            ).fetchone()
+            if count == len(prints) and (high, low) == _halves(prints.values()):
+                return dict(prints)
+            stored: dict[str, int] = dict(
+                self.conn.execute(f"SELECT key, fp FROM snapshots WHERE {where} ORDER BY key", args)
+            )
+        gone = stored.keys() - prints.keys()
         if gone:
             for key in gone:
                 del stored[key]
