@@ -52,7 +52,9 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -74,7 +76,7 @@ from watcher.logging import configure_logging
 from watcher.sim.tenant import Change
 from watcher.store.view import StoreView
 from watcher.testing.receivers import WebhookReceiver
-from watcher.testing.sim import running_sim
+from watcher.testing.sim import build_sim, serve
 
 KEY = "load-bench-key"
 #: ``--fast-lane``: every source's ``poll_every``, and the issue's target for it.
@@ -121,25 +123,53 @@ class Recording(httpx.AsyncBaseTransport):
             self.reads.append((at, spent))
         return response
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 class LoopLag:
     """How late the event loop wakes a task that sleeps :data:`STEP_S` real seconds: the
-    time callbacks (page processing, commits) hold the loop."""
+    time callbacks (page processing, commits) hold the loop. A watcher thread notes
+    where the loop's thread is whenever it has been held for over :data:`STALL_S`
+    (the innermost frame of the watcher package, and the frame that called it)."""
 
     STEP_S = 0.02
+    STALL_S = 0.1
 
     def __init__(self, clock: ScaledClock) -> None:
         self.clock = clock
         self.samples: list[tuple[datetime, float]] = []  # (at, real seconds late)
+        self.stalls: list[tuple[datetime, str]] = []  # where the loop was held, every 10 ms
+        self._beat = time.perf_counter()
+        self._done = threading.Event()
 
     async def run(self) -> None:
-        while True:
-            t0 = time.perf_counter()
-            await asyncio.sleep(self.STEP_S)
-            self.samples.append((self.clock.now(), time.perf_counter() - t0 - self.STEP_S))
+        loop_thread = threading.get_ident()
+        watcher = threading.Thread(target=self._watch, args=(loop_thread,), daemon=True)
+        watcher.start()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                await asyncio.sleep(self.STEP_S)
+                self._beat = now = time.perf_counter()
+                self.samples.append((self.clock.now(), now - t0 - self.STEP_S))
+        finally:
+            self._done.set()
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    def _watch(self, loop_thread: int) -> None:
+        while not self._done.wait(0.01):
+            if time.perf_counter() - self._beat < self.STEP_S + self.STALL_S:
+                continue
+            frame = sys._current_frames().get(loop_thread)
+            if frame is None:
+                continue
+            ours = [
+                f"{Path(f.filename).relative_to(ROOT)}:{f.lineno} {f.name}"
+                for f in traceback.extract_stack(frame)
+                if f.filename.startswith(str(ROOT / "watcher"))
+            ]
+            where = " <- ".join(reversed(ours[-2:])) or "outside the watcher package"
+            self.stalls.append((self.clock.now(), where))
 
 
 def schedule(fast_lane: bool, full_sweep: str) -> str:
@@ -224,20 +254,64 @@ def summary(values: list[float]) -> dict[str, float | int]:
     }
 
 
+class TenantTimes:
+    """ASGI middleware in the tenant's process: how long the simulator spends on each
+    request, by kind (a fast-lane read, a sweep page, other reads). Against the reply
+    time the daemon sees, the rest is queueing in the tenant (it serves one at a time)."""
+
+    def __init__(self, app: Any, clock: ScaledClock, samples: list[tuple[datetime, str, float]]):
+        self.app = app
+        self.clock = clock
+        self.samples = samples
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/__sim"):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+
+        async def receive_body() -> Any:
+            message = await receive()
+            body.extend(message.get("body", b""))
+            return message
+
+        at, t0 = self.clock.now(), time.perf_counter()
+        await self.app(scope, receive_body, send)
+        spent = time.perf_counter() - t0
+        try:
+            query = json.loads(bytes(body) or b"{}")
+        except ValueError:
+            query = {}
+        where = json.dumps(query.get("where")) if isinstance(query, dict) else ""
+        kind = (
+            "fast_read"
+            if "ModifiedDate" in where
+            else "sweep_page"
+            if isinstance(query, dict) and "where" not in query and "orderBy" in query
+            else "other"
+        )
+        self.samples.append((at, kind, spent))
+
+
 def serve_tenant(args: argparse.Namespace, clock: ScaledClock, conn: Connection) -> None:
     """The simulated tenant, in its own process (forked: ``clock`` is the parent's, and
     ``time.monotonic`` is the machine's, so both processes read the same scaled time).
 
     A real tenant builds its pages on its own servers; in the daemon's process the
     simulator's page building (a sort of 200k keys after each change) would hold the
-    daemon's GIL and be counted as the daemon's latency."""
-    with running_sim(
+    daemon's GIL and be counted as the daemon's latency. Asked ``"times"``, it sends
+    what :class:`TenantTimes` noted; ``"stop"`` ends it."""
+    _tenant, app = build_sim(
         companies=args.companies, ctas=args.ctas, goals=0, seed=args.seed,
         access_key=KEY, clock=clock, requests_per_minute=args.rpm,
         requests_per_day=args.rpd,
-    ) as sim:  # fmt: skip
-        conn.send(sim.base_url)
-        conn.recv()  # until the parent is done
+    )  # fmt: skip
+    samples: list[tuple[datetime, str, float]] = []
+    app.add_middleware(TenantTimes, clock=clock, samples=samples)
+    with serve(app) as base_url:
+        conn.send(base_url)
+        while conn.recv() != "stop":
+            conn.send(list(samples))
 
 
 def start_tenant(
@@ -276,7 +350,7 @@ async def baselines_done(folder: Path) -> int:
 
 
 async def run(
-    args: argparse.Namespace, folder: Path, clock: ScaledClock, base_url: str
+    args: argparse.Namespace, folder: Path, clock: ScaledClock, base_url: str, conn: Connection
 ) -> dict[str, Any]:
     start = clock.now() - timedelta(seconds=clock.monotonic() - 1000.0)
     hook = WebhookReceiver(clock=clock)
@@ -312,11 +386,11 @@ async def run(
             serve_http=False,
         )
         task = asyncio.create_task(daemon.run())
-        lag = LoopLag(clock)
-        lag_task = asyncio.create_task(lag.run())
         # Changes start once both baselines are in (changes before them are not counted).
         while await baselines_done(folder) < len(SELECT):
             await clock.sleep(5)
+        lag = LoopLag(clock)
+        lag_task = asyncio.create_task(lag.run())
         seq0 = (await admin_get(admin, "/__sim/changes?after=0"))["last_seq"]
         rng = random.Random(args.seed)
         interval = 60.0 / args.mutations_per_min
@@ -331,10 +405,15 @@ async def run(
         await task
         lag_task.cancel()
         data = await admin_get(admin, f"/__sim/changes?after={seq0}")
+        conn.send("times")
+        tenant_times: list[tuple[datetime, str, float]] = await asyncio.to_thread(conn.recv)
         changes = [Change(**c) for c in data["changes"]]
         wall = time.monotonic() - t_run
     receipts = [(clock_time(start, r.at), r.json()) for r in hook.received]
-    return analyse(args, folder, changes, transport, quiet_from, wall, receipts, lag.samples)
+    return analyse(
+        args, folder, changes, transport, quiet_from, wall, receipts, lag.samples, tenant_times,
+        lag.stalls,
+    )  # fmt: skip
 
 
 async def admin_get(admin: httpx.AsyncClient, path: str) -> dict[str, Any]:
@@ -359,6 +438,8 @@ def analyse(
     wall: float,
     receipts: list[tuple[datetime, Any]],
     lag: list[tuple[datetime, float]],
+    tenant_times: list[tuple[datetime, str, float]],
+    stalls: list[tuple[datetime, str]],
 ) -> dict[str, Any]:
     import sqlite3
 
@@ -459,7 +540,9 @@ def analyse(
     fast: dict[str, Any] = {}
     if args.fast_lane:
         fast["fast_lane"] = fast_lane_figures(changes, baseline_end, sweeps, modes, receipts)
-        fast["fast_lane"]["diagnosis"] = diagnosis(sweeps, incr, transport, lag)
+        fast["fast_lane"]["diagnosis"] = diagnosis(
+            sweeps, incr, transport, lag, tenant_times, stalls
+        )
     return {
         **fast,
         "tenant": {"companies": args.companies, "ctas": args.ctas, "build_s": args.build_s},
@@ -590,10 +673,14 @@ def diagnosis(
     incr: list[tuple[str, int, int, datetime, datetime]],
     transport: Recording,
     lag: list[tuple[datetime, float]],
+    tenant_times: list[tuple[datetime, str, float]],
+    stalls: list[tuple[datetime, str]],
 ) -> dict[str, Any]:
     """Where a fast-lane read's time goes, during the CTA sweeps and outside any sweep:
     its whole duration and the wait before its first request (budget, a busy loop), in
-    simulated seconds; the tenant's reply time and the event loop's lateness, in real ms."""
+    simulated seconds; in real ms, the tenant's reply time as the daemon sees it, the
+    time the simulator itself spent on the read and on each sweep page (the rest of the
+    reply time is queueing in the tenant), and the event loop's lateness."""
     cta = sweeps.get("ctas", [])[1:]
     every = [w for windows in sweeps.values() for w in windows[1:]]
 
@@ -608,6 +695,8 @@ def diagnosis(
             "calls_per_read": [],
             "before_first_request_s": [],
             "tenant_reply_ms": [],
+            "tenant_busy_on_fast_read_ms": [],
+            "tenant_busy_on_sweep_page_ms": [],
             "loop_late_ms": [],
         }
         for g in ("during", "without")
@@ -628,7 +717,20 @@ def diagnosis(
     for at, late in lag:
         if (g := group(at)) is not None:
             out[g]["loop_late_ms"].append(late * 1000)
-    return {g: {k: summary(v) for k, v in parts.items()} for g, parts in out.items()}
+    for at, kind, spent in tenant_times:
+        if kind != "other" and (g := group(at)) is not None:
+            out[g][f"tenant_busy_on_{kind}_ms"].append(spent * 1000)
+    figures: dict[str, Any] = {
+        g: {k: summary(v) for k, v in parts.items()} for g, parts in out.items()
+    }
+    for g in ("during", "without"):
+        held: dict[str, int] = {}
+        for at, where in stalls:
+            if group(at) == g:
+                held[where] = held.get(where, 0) + 1
+        top = sorted(held.items(), key=lambda item: -item[1])[:6]
+        figures[g]["loop_held_over_120ms_where_10ms_samples"] = dict(top)
+    return figures
 
 
 def main() -> None:
@@ -667,7 +769,7 @@ def main() -> None:
     args.build_s = round(time.monotonic() - t_build, 1)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            results = asyncio.run(run(args, Path(tmp), clock, base_url))
+            results = asyncio.run(run(args, Path(tmp), clock, base_url, conn))
     finally:
         conn.send("stop")
         proc.join(30)
@@ -675,10 +777,10 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     if args.fast_lane:
-        print(fast_lane_line(results["fast_lane"]))
+        print(fast_lane_line(results["fast_lane"], args.ctas))
 
 
-def fast_lane_line(fast: dict[str, Any]) -> str:
+def fast_lane_line(fast: dict[str, Any], ctas: int) -> str:
     """The target in one line: p95 during the CTA sweeps / without a sweep."""
 
     def show(group: str) -> str:
@@ -689,7 +791,7 @@ def fast_lane_line(fast: dict[str, Any]) -> str:
     verdict = "met" if fast["target"]["met"] else "NOT met"
     return (
         f"fast lane ({fast['poll_every']}), change -> event committed (simulated s): "
-        f"during a 200k-CTA sweep {show('during')}; without a sweep {show('without')}; "
+        f"during a {ctas:,}-CTA sweep {show('during')}; without a sweep {show('without')}; "
         f"p95 ratio {ratio}x (target <= {TARGET_RATIO}x: {verdict})"
     )
 
