@@ -7,9 +7,12 @@ Full sweep
     Streams every page and compares it with the stored state *page by page*:
     stored fingerprints for the page's keys are read, only changed keys load
     their stored record, and the page's snapshot changes, events and queued
-    deliveries commit in one transaction. Seen keys go to a temp table, so memory
-    is bounded by the page size. Deletes are decided after the last page: keys
-    not seen are read again by key (offset paging skips rows when data moves
+    deliveries commit in one transaction. A sweep in key order reads each page's
+    stored fingerprints as one key window (settled by its count and fingerprint
+    sums when nothing changed), and the stored keys a window's page lacks go to a
+    temp table of missing keys; a page out of order hands the sweep over to a temp
+    table of seen keys. Memory is bounded by the page size. Deletes are decided
+    after the last page: keys not seen are read again by key (offset paging skips rows when data moves
     mid-sweep; a short reply ends paging early) and only keys that consecutive
     by-key reads agree are gone are deleted (see :meth:`Poller._read_absent`),
     in batches, each batch one transaction. If they exceed ``max_delete_fraction`` of the source, no
