@@ -102,6 +102,11 @@ url_env = "BENCH_HOOK_URL"
 
 
 OBJECT_SOURCE = {"Company": "companies", "call_to_action": "ctas"}
+#: The fields whose change is an event (each source's select, less ModifiedDate).
+WATCHED = {
+    "companies": {"Name", "Arr", "Employees", "Stage", "Status", "Csm", "RenewalDate", "Nps"},
+    "ctas": {"Name", "StatusId", "PriorityId", "DueDate", "OwnerId", "IsImportant"},
+}
 #: The issue's targets: p95 seconds by change kind, API calls a minute.
 TARGET_P95_S = {"created": 15.0, "updated": 15.0, "deleted": 30.0}
 TARGET_CALLS_PER_MIN = 25.0
@@ -112,6 +117,7 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
     hook = WebhookReceiver(clock=clock)
     pending: dict[tuple[str, str], list[tuple[float, str]]] = {}
     latencies: dict[str, list[float]] = {"created": [], "updated": [], "deleted": []}
+    unwatched = 0
     async with hook:
         with running_sim(
             companies=args.companies, ctas=args.ctas, goals=args.goals, seed=3,
@@ -146,6 +152,9 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
                     source = OBJECT_SOURCE.get(change.object)
                     if source is None:  # an object no source watches (none: goals = 0)
                         continue
+                    if change.change == "updated" and not set(change.fields) & WATCHED[source]:
+                        unwatched += 1  # only ModifiedBy / ModifiedDate: no event is right
+                        continue
                     pending.setdefault((source, change.key), []).append(
                         (clock.monotonic(), change.change)
                     )
@@ -170,7 +179,8 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
     every = sorted(v for values in latencies.values() for v in values)
     by_kind = {k: _summary(sorted(v)) for k, v in latencies.items()}
     per_min = calls / elapsed_min
-    met = per_min <= TARGET_CALLS_PER_MIN and all(
+    never = sum(len(v) for v in pending.values())
+    met = never == 0 and per_min <= TARGET_CALLS_PER_MIN and all(
         float(by_kind[k].get("p95", 0)) <= limit for k, limit in TARGET_P95_S.items()
     )
     return {
@@ -178,7 +188,8 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
         "scale": args.scale,
         "changes_made": made,
         "webhooks_matched": matched,
-        "changes_never_delivered": sum(len(v) for v in pending.values()),
+        "changes_never_delivered": never,
+        "updates_of_unwatched_fields_only": unwatched,  # no event expected, not counted
         "latency_s": _summary(every),
         "latency_by_change_s": by_kind,
         "api_calls_per_minute": round(per_min, 1),
