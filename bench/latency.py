@@ -180,8 +180,10 @@ async def latency_phase(args: argparse.Namespace, folder: Path) -> dict[str, Any
     by_kind = {k: _summary(sorted(v)) for k, v in latencies.items()}
     per_min = calls / elapsed_min
     never = sum(len(v) for v in pending.values())
-    met = never == 0 and per_min <= TARGET_CALLS_PER_MIN and all(
-        float(by_kind[k].get("p95", 0)) <= limit for k, limit in TARGET_P95_S.items()
+    met = (
+        never == 0
+        and per_min <= TARGET_CALLS_PER_MIN
+        and all(float(by_kind[k].get("p95", 0)) <= limit for k, limit in TARGET_P95_S.items())
     )
     return {
         "simulated_minutes": round(elapsed_min, 1),

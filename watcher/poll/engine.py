@@ -12,11 +12,12 @@ Full sweep
     sums when nothing changed), and the stored keys a window's page lacks go to a
     temp table of missing keys; a page out of order hands the sweep over to a temp
     table of seen keys. Memory is bounded by the page size. Deletes are decided
-    after the last page: keys not seen are read again by key (offset paging skips rows when data moves
-    mid-sweep; a short reply ends paging early) and only keys that consecutive
-    by-key reads agree are gone are deleted (see :meth:`Poller._read_absent`),
-    in batches, each batch one transaction. If they exceed ``max_delete_fraction`` of the source, no
-    delete is applied: the hold is recorded, logged, and one
+    after the last page: keys not seen are read again by key (offset paging skips
+    rows when data moves mid-sweep; a short reply ends paging early) and only keys
+    that consecutive by-key reads agree are gone are deleted (see
+    :meth:`Poller._read_absent`), in batches, each batch one transaction. If they
+    exceed ``max_delete_fraction`` of the source, no delete is applied: the hold is
+    recorded, logged, and one
     ``gainsight.watcher.delete_held`` event is emitted; a sweep run with
     ``allow_mass_delete`` applies it. Whatever the fraction, a sweep that read no
     record while records are stored, or that would delete every stored record, is
