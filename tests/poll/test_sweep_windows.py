@@ -104,7 +104,7 @@ def test_the_page_sums_are_sqlites_sums() -> None:
     """Negative fingerprints too: Python's halves equal SQLite's ``>>`` and ``&``."""
     import sqlite3
 
-    from watcher.store.snapshots import _halves
+    from watcher.store.sweep_keys import _halves
 
     prints = [-1, -(2**63), 2**63 - 1, -123456789012345, 98765432109876, 0, 7]
     conn = sqlite3.connect(":memory:")

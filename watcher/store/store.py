@@ -37,6 +37,7 @@ from watcher.store.events import Events, StoredEvent, event_text, insert_events
 from watcher.store.runs import Polls, add_poll_counts
 from watcher.store.snapshots import Snapshots, write_snapshots
 from watcher.store.state import SourceState, States, write_state
+from watcher.store.sweep_keys import SweepKeys
 
 __all__ = ["PageCommit", "SourceState", "Store", "StoredEvent", "event_text"]
 
@@ -62,7 +63,7 @@ class PageCommit:
         return self
 
 
-class Store(Snapshots, Events, Polls, States):
+class Store(Snapshots, SweepKeys, Events, Polls, States):
     """Snapshots, events, polls and per-source state in one SQLite database: one
     connection, each table's statements in its own module."""
 
