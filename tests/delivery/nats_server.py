@@ -1,8 +1,8 @@
 """A real ``nats-server -js`` on a loopback port, and a JetStream reader, for the tests.
 
 The server binary comes from the Debian package ``nats-server`` (``.ci/run`` installs
-it). Without it the tests skip on a developer's machine and fail in CI (``CI=true``),
-so a missing install step can never pass as green.
+it). Without it the tests fail, saying how to install it, so a missing install step
+can never pass as green.
 """
 
 from __future__ import annotations

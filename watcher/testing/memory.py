@@ -1,11 +1,12 @@
 """An in-memory tenant for tests and benchmarks: :class:`MemorySource` satisfies the poll
 engine's :class:`~watcher.poll.source.RecordSource` with the Gainsight client's paging
-semantics: offset pages ordered by key (or ``order_by``), ``GTE``/``LT`` on a date
-field or the key, ``IN`` on any field.
+semantics: offset pages ordered by key (or ``order_by``), filtered with any of
+Gainsight's operators (:func:`matches`).
 """
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,17 +57,8 @@ class MemorySource:
         self.shuffle = shuffle  # each page request sees a new order (Cockpit lists may)
 
     def _matches(self, record: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
-        for cond in conditions:
-            value = record.get(cond.field)
-            if cond.operator == "IN":
-                if str(value) not in {str(v) for v in cond.values}:
-                    return False
-            elif cond.operator in ("GTE", "LT"):
-                if not _compare(value, cond):
-                    return False
-            else:
-                raise NotImplementedError(f"MemorySource cannot filter with {cond.operator}")
-        return True
+        """Every condition holds for ``record`` (all of Gainsight's operators)."""
+        return all(matches(record.get(cond.field), cond) for cond in conditions)
 
     async def iter_pages(
         self,
@@ -106,19 +98,83 @@ class MemorySource:
         return [d for d in self.deleted if d.deleted_at is None or d.deleted_at > since]
 
 
-def _compare(value: Any, cond: Condition) -> bool:
-    """``GTE`` / ``LT``: as instants when the bound is a date, else as text (keys)."""
+def matches(value: Any, cond: Condition) -> bool:
+    """Whether a field's ``value`` satisfies ``cond``, as a tenant would filter.
+
+    Equality and lists (``EQ``, ``NE``, ``IN``, ``NOT_IN``) compare as text; order
+    (``GT``, ``GTE``, ``LT``, ``LTE``, ``BTW``) as instants when the bound is a date,
+    as numbers when both sides are numbers, else as text (keys); ``BTW`` includes both
+    ends, and a bound that is a bare day (``2026-11-23``) covers all of that day;
+    ``INCLUDES`` is a multi-select value (a list, or text joined by ``;``) holding any
+    of the values; ``IS_NULL`` is ``null`` or empty text.
+    """
+    if cond.literal is not None:
+        raise ValueError(
+            f"condition on {cond.field!r}: a Cockpit literal ({cond.literal!r}) names a "
+            "moment only the tenant knows; give the values instead"
+        )
+    op, values = cond.operator, cond.values
+    if op == "IS_NULL":
+        return value is None or value == ""
+    if op == "IS_NOT_NULL":
+        return not (value is None or value == "")
+    if op in ("EQ", "NE", "IN", "NOT_IN"):
+        hit = value is not None and str(value) in {str(v) for v in values}
+        return hit if op in ("EQ", "IN") else not hit
+    if op == "INCLUDES":
+        held = value if isinstance(value, list) else str(value or "").split(";")
+        return bool({str(v) for v in held} & {str(v) for v in values})
+    if op in ("CONTAINS", "STARTS_WITH", "ENDS_WITH"):
+        if value is None:
+            return False
+        text, part = str(value), str(values[0])
+        return (
+            part in text
+            if op == "CONTAINS"
+            else text.startswith(part)
+            if op == "STARTS_WITH"
+            else text.endswith(part)
+        )
+    if op == "BTW":
+        low, high = values[0], values[1]
+        return _order(value, low, cond.field, "GTE") and _order(value, high, cond.field, "LTE")
+    return _order(value, values[0], cond.field, op)
+
+
+def _order(value: Any, bound: Any, field: str, op: str) -> bool:
+    """``value <op> bound`` for ``GT``/``GTE``/``LT``/``LTE``: see :func:`matches`."""
     if value is None:
         return False
-    bound_text = str(cond.values[0])
-    bound = parse_iso(bound_text)
-    if bound is not None:
-        text = normalize_date(value, cond.field)
+    bound_text = str(bound)
+    when_bound = parse_iso(bound_text)
+    pair: tuple[Any, Any]
+    if when_bound is not None:
+        text = normalize_date(value, field)
         when = parse_iso(text) if isinstance(text, str) else None
         if when is None:
             return False
-        return when >= bound if cond.operator == "GTE" else when < bound
-    return str(value) >= bound_text if cond.operator == "GTE" else str(value) < bound_text
+        if len(bound_text) == _DAY_LEN:  # a bare day: compare whole days
+            pair = (when.date(), when_bound.date())
+        else:
+            pair = (when, when_bound)
+    elif _number(value) and _number(bound):
+        pair = (value, bound)
+    else:
+        pair = (str(value), bound_text)
+    return bool(_ORDER[op](*pair))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_DAY_LEN = len("2026-11-23")
+_ORDER: dict[str, Callable[[Any, Any], Any]] = {
+    "GT": operator.gt,
+    "GTE": operator.ge,
+    "LT": operator.lt,
+    "LTE": operator.le,
+}
 
 
 def _sortable(value: Any, field: str) -> str:
