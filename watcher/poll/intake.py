@@ -206,12 +206,10 @@ def _plain_page(
     is then read record by record (same result, odd rows reported)."""
     if not records:
         return Page({}, {}, top, repeated=False)
-    if set(map(type, records)) != _DICT:
-        return None
-    try:
+    try:  # (page_fingerprints, below, checks that every record is a dict)
         keys: list[Any] = list(map(itemgetter(key_field), records))  # text: checked next
         stamps: list[Any] = list(map(itemgetter(modified_field), records))  # ints: checked
-    except KeyError:
+    except (KeyError, TypeError, IndexError):  # a record without them, or not a mapping
         return None
     if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
         return None
@@ -231,7 +229,7 @@ def _plain_page(
     return Page(fresh, dict(zip(keys, prints, strict=True)), top, repeated=False)
 
 
-_DICT, _STR, _INT = {dict}, {str}, {int}
+_STR, _INT = {str}, {int}
 
 
 def keep_one(

@@ -120,16 +120,12 @@ class PageWork:
             before = befores.get(key)
             try:
                 after = afters.get(key) or normalize_record(fresh[key], sweep.source.date_fields)
-                if before is None and not sweep.emit_created:  # a silent baseline's record
-                    page.writes.append((key, prints[key], after))
-                    result.created += 1
-                    continue
                 outcome = self._compare(sweep, key, after, before)
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
                 continue
-            if before is not None and self._older(sweep, key, after, before):
+            if self._older(sweep, key, after, before):
                 result.stale += 1  # read before a newer version was stored: no event, no write
                 continue
             page.writes.append((key, prints[key], after))

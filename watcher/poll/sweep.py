@@ -94,12 +94,9 @@ class FullSweep(Confirm):
     def _collect_missing(self, sweep: Sweep) -> int:
         """The stored keys the sweep did not see, in the store's missing set; how many."""
         name = sweep.source.name
-        if not sweep.by_range:
-            return self.store.missing_collect(name)
-        if not sweep.tail_added:
-            self.store.missing_tail(name, sweep.covered)
-            sweep.tail_added = True
-        return self.store.missing_prune(name)
+        if sweep.by_range:  # the windows' missing keys are in it already
+            return self.store.missing_prune(name)
+        return self.store.missing_collect(name)
 
     def _total_before(self, sweep: Sweep) -> int:
         """Snapshots of the source before the sweep: those now, less the sweep's own
@@ -110,6 +107,8 @@ class FullSweep(Confirm):
 
     async def _sweep_deletes(self, sweep: Sweep, allow_mass: bool) -> None:
         source, result = sweep.source, sweep.result
+        if sweep.by_range:  # the stored keys after the last window: no page had them
+            self.store.missing_tail(source.name, sweep.covered)
         # The sweep guard: a key the fast lane wrote while the sweep ran exists.
         self._seen_too(sweep, sweep.lane_written)
         result.missing = self._collect_missing(sweep)

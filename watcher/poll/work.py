@@ -126,7 +126,6 @@ class Sweep:
     by_range: bool = False
     covered: str | None = None
     paging: bool = False  # reading pages (not yet the reads by key that confirm deletes)
-    tail_added: bool = False
     #: A full sweep: keys the source's fast lane wrote or deleted while it ran (the
     #: sweep guard: never deleted by the sweep, a deleted one never re-created).
     lane_written: set[str] = field(default_factory=set)
