@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.poll.helpers import Harness, company, source_config, tenant
 
 
@@ -100,15 +102,17 @@ async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
     assert h.changes() == [("updated", key)]
 
 
-def test_the_page_sums_are_sqlites_sums() -> None:
-    """Negative fingerprints too: Python's halves equal SQLite's ``>>`` and ``&``."""
+def test_the_window_sum_is_exact_where_sqlites_sum_would_overflow() -> None:
+    """Negative fingerprints too: SQLite's sums of the two 32-bit halves (``>>`` and
+    ``&``), put together, are Python's exact sum, even where ``SUM(fp)`` overflows."""
     import sqlite3
 
-    from watcher.store.sweep_keys import _halves
-
     prints = [-1, -(2**63), 2**63 - 1, -123456789012345, 98765432109876, 0, 7]
+    prints += [2**63 - 1 - i for i in range(5000)]  # far past 64 bits in all
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE t (fp INTEGER)")
     conn.executemany("INSERT INTO t VALUES (?)", [(p,) for p in prints])
-    row = conn.execute("SELECT SUM(fp >> 32), SUM(fp & 4294967295) FROM t").fetchone()
-    assert tuple(row) == _halves(prints)
+    with pytest.raises(sqlite3.OperationalError, match="overflow"):
+        conn.execute("SELECT SUM(fp) FROM t").fetchone()
+    high, low = conn.execute("SELECT SUM(fp >> 32), SUM(fp & 4294967295) FROM t").fetchone()
+    assert (high << 32) + low == sum(prints)

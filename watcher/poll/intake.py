@@ -101,14 +101,37 @@ class Oddities:
         return count < MAX_WARNINGS
 
 
-@dataclass
 class Page:
-    """The usable records of one page: key -> record as received, key -> its fingerprint."""
+    """The usable records of one page: key -> record as received, key -> its fingerprint.
 
-    records: dict[str, Record]
-    prints: dict[str, int]
-    top: str | None  # the latest believable modified date seen so far in the poll
-    repeated: bool  # some key came more than once: see keep_one
+    ``prints`` holds the page's keys in the order read. ``records`` is built on first
+    use from the records in that order (``raw``), if not given: a steady page, whose
+    fingerprints all match, never needs it.
+    """
+
+    __slots__ = ("_raw", "_records", "prints", "repeated", "top")
+
+    def __init__(
+        self,
+        records: dict[str, Record] | None,
+        prints: dict[str, int],
+        top: str | None,  # the latest believable modified date seen so far in the poll
+        repeated: bool,  # some key came more than once: see keep_one
+        *,
+        raw: Sequence[Record] = (),
+    ) -> None:
+        self._records = records
+        self._raw = raw
+        self.prints = prints
+        self.top = top
+        self.repeated = repeated
+
+    @property
+    def records(self) -> dict[str, Record]:
+        if self._records is None:
+            self._records = dict(zip(self.prints, self._raw, strict=True))
+            self._raw = ()
+        return self._records
 
 
 def read_records(
@@ -213,20 +236,20 @@ def _plain_page(
         return None
     if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
         return None
-    fresh = dict(zip(keys, records, strict=True))
-    if len(fresh) != len(records):
-        return None  # a key twice: keep_one decides
     if set(map(type, stamps)) != _INT:
         return None
     latest = number_to_date(max(stamps))
     if type(latest) is not str or latest > ceiling:
         return None  # implausible or future stamps are reported by the slow path
-    prints = page_fingerprints(records)
-    if prints is None:
+    fingerprints = page_fingerprints(records)
+    if fingerprints is None:
         return None
+    prints = dict(zip(keys, fingerprints, strict=True))
+    if len(prints) != len(records):
+        return None  # a key twice: keep_one decides
     if top is None or latest > top:
         top = latest
-    return Page(fresh, dict(zip(keys, prints, strict=True)), top, repeated=False)
+    return Page(None, prints, top, repeated=False, raw=records)
 
 
 _STR, _INT = {str}, {int}

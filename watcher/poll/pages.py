@@ -98,9 +98,10 @@ class PageWork:
         result = sweep.result
         page = PageCommit(poll_id=result.poll_id, field_set=sweep.field_set)
         found, stored = self._read_page(sweep, records, mark_seen, page_number)
-        fresh, prints = found.records, found.prints
-        if stored == prints:  # the steady case, one comparison in C
+        prints = found.prints
+        if stored is prints or stored == prints:  # the steady case: settled, or one C compare
             return page
+        fresh = found.records
         differ = {key for key, _ in prints.items() - stored.items()}  # new or changed
         changed = [k for k in fresh if k in differ] if len(differ) < len(fresh) else list(fresh)
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
@@ -162,8 +163,10 @@ class PageWork:
         sweep.max_modified = found.top
         stored = self._see(sweep, found, page_number) if mark_seen else None
         if stored is None:
-            stored = self.store.fingerprints(name, list(found.records))
+            stored = self.store.fingerprints(name, list(found.prints))
         if found.repeated:
+            if stored is found.prints:  # keep_one below changes found.prints
+                stored = dict(stored)
             keep_one(records, found, sweep.odd, stored=stored, page=page_number)
         return found, stored
 
@@ -177,7 +180,7 @@ class PageWork:
         the sweep over to the seen-set, which drops a key an earlier page already had.
         """
         name = sweep.source.name
-        keys = found.records.keys()
+        keys = found.prints.keys()
         sweep.seen_pages += 1
         if sweep.by_range and keys:
             if not sweep.paging:  # a read by key while confirming deletes: seen after all

@@ -93,7 +93,9 @@ class PollResult:
     error: str | None = None
     started: float = 0.0
     elapsed_s: float = 0.0
-    events: list[CloudEvent] = field(default_factory=list)
+    # Not in the repr: asyncio.run formats its main task, result and all, on the way
+    # out (a thousand events took 20 ms).
+    events: list[CloudEvent] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {

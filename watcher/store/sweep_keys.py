@@ -11,10 +11,8 @@ separate sets.
 # ruff: noqa: S608  # SQL text only interpolates "?" placeholders and fixed table names
 from __future__ import annotations
 
-import itertools
-import operator
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from watcher.store.db import translate_errors
 from watcher.store.snapshots import CHUNK, key_array
@@ -95,17 +93,18 @@ class SweepKeys:
     # steady sweep's time). The poll engine falls back to the seen-set
     # (:meth:`seen_from_window`) when a page breaks the order.
 
-    def window(self, source: str, prints: Mapping[str, int], after: str | None) -> dict[str, int]:
+    def window(self, source: str, prints: dict[str, int], after: str | None) -> dict[str, int]:
         """Stored fingerprints of a page (``prints``: its keys and fingerprints) whose
         keys all sort after ``after`` (the last key of the page before; ``None`` for the
         first page).
 
         The stored keys from ``after`` (exclusive) to the page's highest key are one
         range of the index ``snapshots_fp``. First SQLite sums that range's
-        fingerprints (their two 32-bit halves apart) and counts it: the same count and
-        sums as the page's mean the same fingerprints - a fingerprint hashes the whole
+        fingerprints (their two 32-bit halves apart, so no sum overflows; put together
+        they are the exact sum) and counts it: the same count and sum as the page's
+        mean the same fingerprints - a fingerprint hashes the whole
         record, key included, so a key gone and another come, or a record changed,
-        move the sums - and the page itself is returned, no row read into Python (the
+        move the sum - and ``prints`` itself is returned, no row read into Python (the
         steady sweep). Otherwise the range is read; the stored keys the page lacks go
         to the missing set.
         """
@@ -119,8 +118,8 @@ class SweepKeys:
                 f"WHERE {where}",
                 args,
             ).fetchone()
-            if count == len(prints) and (high, low) == _halves(prints.values()):
-                return dict(prints)
+            if count == len(prints) and (high << 32) + low == sum(prints.values()):
+                return prints  # the caller's own mapping: nothing stored differs
             stored: dict[str, int] = dict(
                 self.conn.execute(f"SELECT key, fp FROM snapshots WHERE {where} ORDER BY key", args)
             )
@@ -246,15 +245,3 @@ class SweepKeys:
                 ).fetchone()
                 if exists:
                     self.conn.execute(f"DELETE FROM temp.{table} WHERE source = ?", (source,))
-
-
-def _halves(prints: Iterable[int]) -> tuple[int, int]:
-    """The sums of the high and the low 32-bit halves of fingerprints, as SQLite's
-    ``SUM(fp >> 32), SUM(fp & 4294967295)`` gives them."""
-    values = list(prints)
-    return sum(map(_rshift, values, _repeat(32))), sum(map(_and, values, _repeat(_LOW32)))
-
-
-_repeat = itertools.repeat
-_rshift, _and = operator.rshift, operator.and_
-_LOW32 = 0xFFFFFFFF
