@@ -20,7 +20,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from watcher.gainsight.envelope import (
     is_envelope,
     parse_json,
     read_records,
+    reply_digest,
 )
 from watcher.gainsight.query import (
     iso_filter_value,
@@ -427,6 +428,6 @@ class ApiCaller:
                 request_id=reply.request_id,
                 status=status,
             )
-        return reply
+        return replace(reply, digest=reply_digest(response.content, body))
 
     # -- reads ---------------------------------------------------------------

@@ -71,6 +71,7 @@ class Page:
     number: int
     calls: int
     request_id: str | None = None
+    digest: int | None = None  # of the reply's bytes (envelope.reply_digest)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class GainsightClient(ApiCaller):
                     request_id=reply.request_id,
                 )
             number += 1
-            yield Page(records, number, calls, reply.request_id)
+            yield Page(records, number, calls, reply.request_id, reply.digest)
             if not records:
                 return
             if probe is not None:  # a short page was followed by more rows: the server's cap

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import xxhash
 
 from watcher.errors import ApiError, MalformedResponseError
 from watcher.logging import redact
@@ -57,6 +58,35 @@ class Reply:
     records: list[dict[str, Any]]
     request_id: str | None
     no_rows_form: str | None = None  # which empty form was seen, for debugging
+    digest: int | None = None  # reply_digest of the body, when read from bytes
+
+
+def reply_digest(content: bytes, body: Any) -> int:
+    """A signed 64-bit hash (XXH3) of a reply body as received, its envelope's
+    ``requestId`` left out: two replies that carry the same bytes apart from the
+    request they answer have the same digest.
+
+    The id is found as the raw text ``"requestId":"<id>"`` (compact JSON, standard
+    escapes), which cannot occur inside a JSON string, whose quotes are escaped. An
+    id written any other way (a space after the colon, other escapes), or none,
+    leaves the whole body hashed: the digest then merely differs from one reply to
+    the next. Equal digests mean equal rows, never the
+    reverse: the sweep uses it to skip the work on a page it has seen before
+    (:mod:`watcher.poll.sweep`), and a different digest only costs that work.
+    """
+    rid = body.get("requestId") if isinstance(body, dict) else None
+    if isinstance(rid, str) and rid:
+        needle = b'"requestId":' + orjson.dumps(rid)
+        at = content.find(needle)
+        if at >= 0:
+            view = memoryview(content)
+            h = xxhash.xxh3_64(view[:at])
+            h.update(view[at + len(needle) :])
+            return h.intdigest() - _SIGNED
+    return xxhash.xxh3_64_intdigest(content) - _SIGNED
+
+
+_SIGNED = 1 << 63
 
 
 _DICT_ONLY = {dict}

@@ -106,10 +106,12 @@ class Page:
 
     ``prints`` holds the page's keys in the order read. ``records`` is built on first
     use from the records in that order (``raw``), if not given: a steady page, whose
-    fingerprints all match, never needs it.
+    fingerprints all match, never needs it. ``latest`` is the page's own latest
+    believable modified date; ``clean``: nothing odd in the page (no record skipped,
+    repeated or dated in the future).
     """
 
-    __slots__ = ("_raw", "_records", "prints", "repeated", "top")
+    __slots__ = ("_raw", "_records", "clean", "latest", "prints", "repeated", "top")
 
     def __init__(
         self,
@@ -119,9 +121,13 @@ class Page:
         repeated: bool,  # some key came more than once: see keep_one
         *,
         raw: Sequence[Record] = (),
+        latest: str | None = None,
+        clean: bool = False,
     ) -> None:
         self._records = records
         self._raw = raw
+        self.latest = latest
+        self.clean = clean
         self.prints = prints
         self.top = top
         self.repeated = repeated
@@ -171,6 +177,8 @@ def read_each(
     prints: dict[str, int] = {}
     key_field = odd.key_field
     bad = 0
+    futures = odd.counts.future  # before the page
+    mine: str | None = None  # the page's own latest believable modified date
     # Epoch-ms stamps (Gainsight's usual spelling) are compared as numbers: only one
     # above the page's running maximum is turned into text and judged, a handful a page.
     top_ms = -1
@@ -197,27 +205,47 @@ def read_each(
                     odd.future(key)
                     continue
                 top_ms = stamp
-                if top is None or text > top:
-                    top = text
+                if mine is None or text > mine:
+                    mine = text
                 continue
             if type(stamp) is str:  # as received: ISO text in any accepted form
                 stamp = normalize_date(stamp)
             elif stamp is not None:
                 stamp = number_to_date(stamp)
-            if type(stamp) is str and (top is None or stamp > top):
+            if type(stamp) is str and (mine is None or stamp > mine):
                 if stamp > ceiling:
                     odd.future(key)
                 else:
-                    top = stamp
+                    mine = stamp
         except RECORD_ERRORS as exc:
             bad += 1
             odd.skip(records, raw, page, f"unreadable ({exc!r:.200})")
     if not "".join(fresh).isascii():
-        for key in [k for k in fresh if has_surrogate(k)]:
-            bad += 1
-            odd.skip(records, fresh.pop(key), page, "key is not valid text")
-            del prints[key]
-    return Page(fresh, prints, top, repeated=len(fresh) + bad < len(records))
+        bad += _drop_unusable_keys(records, fresh, prints, odd, page)
+    repeated = len(fresh) + bad < len(records)
+    return Page(
+        fresh,
+        prints,
+        top if mine is None or (top is not None and top >= mine) else mine,
+        repeated=repeated,
+        latest=mine,
+        clean=not (bad or odd.counts.future > futures or repeated),
+    )
+
+
+def _drop_unusable_keys(
+    records: Sequence[Record],
+    fresh: dict[str, Record],
+    prints: dict[str, int],
+    odd: Oddities,
+    page: int,
+) -> int:
+    """Drop (and report) the keys that are not valid text; how many."""
+    dropped = [k for k in fresh if has_surrogate(k)]
+    for key in dropped:
+        odd.skip(records, fresh.pop(key), page, "key is not valid text")
+        del prints[key]
+    return len(dropped)
 
 
 def _plain_page(
@@ -249,7 +277,7 @@ def _plain_page(
         return None  # a key twice: keep_one decides
     if top is None or latest > top:
         top = latest
-    return Page(None, prints, top, repeated=False, raw=records)
+    return Page(None, prints, top, repeated=False, raw=records, latest=latest, clean=True)
 
 
 _STR, _INT = {str}, {int}

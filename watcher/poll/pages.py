@@ -188,7 +188,11 @@ class PageWork:
                 return None
             if sweep.covered is None or min(keys) > sweep.covered:
                 stored = self.store.window(name, found.prints, sweep.covered)
-                sweep.covered = max(keys)
+                last = max(keys)
+                if found.clean:  # nothing odd in it: a hint for the next sweep
+                    total = sum(found.prints.values())
+                    sweep.window_page = (sweep.covered or "", last, len(keys), total, found.latest)
+                sweep.covered = last
                 return stored
             if sweep.covered is not None:
                 self.store.seen_from_window(name, sweep.covered)

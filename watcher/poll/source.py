@@ -25,6 +25,11 @@ class PageLike(Protocol):
     @property
     def calls(self) -> int: ...
 
+    @property
+    def digest(self) -> int | None:
+        """A hash of the reply's rows as received (``None``: not known)."""
+        ...
+
 
 class DeletedLike(Protocol):
     @property

@@ -21,6 +21,7 @@ from watcher.poll.work import (
     collect_garbage,
 )
 from watcher.store.store import PageCommit
+from watcher.store.sweep_pages import SweepPage
 
 
 class FullSweep(Confirm):
@@ -45,11 +46,15 @@ class FullSweep(Confirm):
                 result.records += len(fetched.records)
                 result.api_calls += fetched.calls
                 self.hook("page_fetched")
-                # Every sweep marks what it saw, the baseline too: a key read twice is
-                # noticed whatever the stored state.
-                page = self._process(
-                    sweep, fetched.records, mark_seen=True, page_number=fetched.number
-                )
+                if self._settled(sweep, fetched):
+                    page = PageCommit(poll_id=result.poll_id)
+                else:
+                    # Every sweep marks what it saw, the baseline too: a key read twice
+                    # is noticed whatever the stored state.
+                    page = self._process(
+                        sweep, fetched.records, mark_seen=True, page_number=fetched.number
+                    )
+                    page.sweep_page = self._window_hint(sweep, fetched)
                 page.poll_counts = {"pages": 1, "records": len(fetched.records)}
                 self._commit(sweep, page)
                 self.hook("page_committed")
@@ -57,6 +62,8 @@ class FullSweep(Confirm):
                 if progress is not None:
                     progress(result)
             sweep.paging = False
+            if sweep.by_range:  # every window read: hints for other windows are stale
+                self.store.sweep_pages_keep(source.name, sweep.windows)
             if stored_before:  # only keys stored before this sweep can be missing
                 await self._sweep_deletes(sweep, allow_mass_delete)
         finally:
@@ -78,6 +85,35 @@ class FullSweep(Confirm):
         if mark != state.watermark:
             updates["watermark"] = mark
         self._commit(sweep, PageCommit(state=updates, poll_id=result.poll_id))
+
+    def _settled(self, sweep: Sweep, fetched: PageLike) -> bool:
+        """Whether ``fetched`` is a page this source's last sweeps read the usual way in
+        the same window, with the same reply, and the stored window is unchanged
+        since (:mod:`watcher.store.sweep_pages`): then nothing in it changed, and only
+        the sweep's place and latest modified date move on."""
+        if not (sweep.by_range and sweep.paging and fetched.records):
+            return False
+        sweep.windows.append(sweep.covered or "")
+        if fetched.digest is None:
+            return False
+        hit = self.store.settled_page(sweep.source.name, sweep.covered, fetched.digest)
+        if hit is None:
+            return False
+        sweep.seen_pages += 1
+        sweep.covered = hit.last
+        if hit.top is not None and (sweep.max_modified is None or hit.top > sweep.max_modified):
+            sweep.max_modified = hit.top
+        self.hook("page_settled")
+        return True
+
+    @staticmethod
+    def _window_hint(sweep: Sweep, fetched: PageLike) -> SweepPage | None:
+        """The page just compared, for the next sweep to settle it by its digest."""
+        hint, sweep.window_page = sweep.window_page, None
+        if hint is None or fetched.digest is None or not sweep.by_range:
+            return None
+        after, last, count, total, latest = hint
+        return SweepPage(after, last, count, total, fetched.digest, latest)
 
     def _sweep_pages(self, sweep: Sweep) -> AsyncIterator[PageLike]:
         if paging_of(sweep.source) == "offset" or cockpit_list(sweep.source):

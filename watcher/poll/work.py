@@ -127,6 +127,10 @@ class Sweep:
     #: page breaks the order (the seen-set takes over) and in dry runs.
     by_range: bool = False
     covered: str | None = None
+    #: The window the page just compared was read in: (after, last key, records, sum
+    #: of their fingerprints, latest modified date), for the next sweep's hint.
+    window_page: tuple[str, str, int, int, str | None] | None = None
+    windows: list[str] = field(default_factory=list)  # where each window started
     paging: bool = False  # reading pages (not yet the reads by key that confirm deletes)
     #: A full sweep: keys the source's fast lane wrote or deleted while it ran (the
     #: sweep guard: never deleted by the sweep, a deleted one never re-created).

@@ -174,6 +174,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         "snapshot fingerprints by key: sweeps scan a page's key window without the bodies",
         ("CREATE INDEX snapshots_fp ON snapshots (source, key, fp)",),
     ),
+    (
+        8,
+        "sweep pages: a full sweep settles a page it read before by the reply's digest",
+        (
+            """CREATE TABLE sweep_pages (
+                source TEXT NOT NULL,
+                after TEXT NOT NULL,
+                last TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                fp_sum TEXT NOT NULL,
+                digest INTEGER NOT NULL,
+                top TEXT,
+                PRIMARY KEY (source, after)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 

@@ -38,6 +38,7 @@ from watcher.store.runs import Polls, add_poll_counts
 from watcher.store.snapshots import Snapshots, write_snapshots
 from watcher.store.state import SourceState, States, write_state
 from watcher.store.sweep_keys import SweepKeys
+from watcher.store.sweep_pages import SweepPage, SweepPages, write_sweep_page
 
 __all__ = ["PageCommit", "SourceState", "Store", "StoredEvent", "event_text"]
 
@@ -56,6 +57,7 @@ class PageCommit:
     state: dict[str, Any] = field(default_factory=dict)  # source_state columns to set
     poll_id: str | None = None
     poll_counts: dict[str, int] = field(default_factory=dict)  # added to the poll row
+    sweep_page: SweepPage | None = None  # a full sweep's window, for the next sweep
 
     def route(self, matcher: Callable[[CloudEvent], Sequence[Route]]) -> PageCommit:
         """Fill :attr:`routes` from ``matcher`` (event -> (rule, sink) pairs); returns self."""
@@ -63,7 +65,7 @@ class PageCommit:
         return self
 
 
-class Store(Snapshots, SweepKeys, Events, Polls, States):
+class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
     """Snapshots, events, polls and per-source state in one SQLite database: one
     connection, each table's statements in its own module."""
 
@@ -136,4 +138,6 @@ class Store(Snapshots, SweepKeys, Events, Polls, States):
                 write_state(conn, source, page.state)
             if page.poll_id and page.poll_counts:
                 add_poll_counts(conn, page.poll_id, page.poll_counts)
+            if page.sweep_page is not None:
+                write_sweep_page(conn, source, page.sweep_page)
         return committed

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+import xxhash
+
 from watcher.config import SourceConfig
 from watcher.dates import format_utc, normalize_date, parse_iso
 from watcher.gainsight.budget import Priority
@@ -24,6 +27,16 @@ class MemoryPage:
     records: list[dict[str, Any]]
     number: int
     calls: int = 1
+    digest: int | None = None  # of the rows, as a reply's digest is (page_digest)
+
+
+def page_digest(records: Sequence[Mapping[str, Any]]) -> int | None:
+    """What :func:`watcher.gainsight.envelope.reply_digest` is for a reply: a hash of
+    the rows as they would be sent (``None`` for rows JSON cannot carry)."""
+    try:
+        return xxhash.xxh3_64_intdigest(orjson.dumps(list(records))) - (1 << 63)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,8 @@ class MemorySource:
     ``before_page(number)`` runs before each page is cut, so a test can mutate
     ``records`` between page requests exactly as a live tenant would change.
     ``shuffle`` gives each page request a new row order, as Cockpit lists may.
+    Each page carries a digest of its rows, as the client's pages carry one of the
+    reply (``digests=False``: none, so a sweep does every page's work).
     """
 
     def __init__(
@@ -48,6 +63,7 @@ class MemorySource:
         before_page: Callable[[int], None] | None = None,
         deleted: list[MemoryDeleted] | None = None,
         shuffle: random.Random | None = None,
+        digests: bool = True,
     ) -> None:
         self.records: dict[str, dict[str, Any]] = records if records is not None else {}
         self.page_size = page_size
@@ -55,6 +71,7 @@ class MemorySource:
         self.deleted = deleted if deleted is not None else []
         self.calls = 0
         self.shuffle = shuffle  # each page request sees a new order (Cockpit lists may)
+        self.digests = digests
 
     def _matches(self, record: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
         """Every condition holds for ``record`` (all of Gainsight's operators)."""
@@ -81,7 +98,7 @@ class MemorySource:
             start = (number - 1) * self.page_size
             page = [dict(r) for r in rows[start : start + self.page_size]]
             self.calls += 1
-            yield MemoryPage(page, number)
+            yield MemoryPage(page, number, digest=page_digest(page) if self.digests else None)
             if len(page) < self.page_size:
                 return
 
