@@ -100,8 +100,39 @@ async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
     changed = await h.poller.poll(src)
     h.store.conn.set_trace_callback(None)
     assert changed.updated == 1
-    assert len([s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]) == 1
+    # The changed window: its fingerprints alone, then the one that differs by key.
+    assert len([s for s in reads if s.startswith("SELECT fp FROM snapshots")]) == 1
+    by_key = [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
+    assert len(by_key) == 1
+    assert "json_each" in by_key[0]
     assert h.changes() == [("updated", key)]
+
+
+async def test_a_key_gone_and_another_come_in_one_window_are_both_found(
+    tmp_path: Path,
+) -> None:
+    """The window holds as many snapshots as its page has keys, but not the same
+    keys: the new key is not stored, so the window's keys are read and the gone one
+    is missing."""
+    feed = tenant(40)
+    feed.digests = False
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config(max_delete_fraction=1.0)
+    await h.poller.poll(src)
+    gone = _key(13)
+    feed.records.pop(gone)
+    new = company(13, Gsid=f"{_key(13)}x")  # sorts between keys 13 and 14: same window
+    feed.records[new["Gsid"]] = new
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+
+    result = await h.poller.poll(src)
+
+    h.store.conn.set_trace_callback(None)
+    assert (result.created, result.deleted) == (1, 1)
+    assert sorted(h.changes()) == sorted([("created", new["Gsid"]), ("deleted", gone)])
+    window_reads = [s for s in reads if s.startswith("SELECT key, fp FROM snapshots WHERE")]
+    assert any("ORDER BY key" in s for s in window_reads)  # the whole window, once
 
 
 def test_the_window_sum_is_exact_where_sqlites_sum_would_overflow() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from itertools import compress
+from operator import ne
 
 from watcher.clock import Clock, SystemClock
 from watcher.core.diff import Change, Touch, compare
@@ -102,8 +104,8 @@ class PageWork:
         if stored is prints or stored == prints:  # the steady case: settled, or one C compare
             return page
         fresh = found.records
-        differ = {key for key, _ in prints.items() - stored.items()}  # new or changed
-        changed = [k for k in fresh if k in differ] if len(differ) < len(fresh) else list(fresh)
+        # New or changed, in page order (the keys of fresh are those of prints).
+        changed = list(compress(prints, map(ne, prints.values(), map(stored.get, prints))))
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         afters = self._normalized(sweep, changed, fresh)
         silent = not (befores or sweep.emit_created or sweep.lane_deleted)

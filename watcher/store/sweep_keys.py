@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import compress
+from operator import itemgetter, ne
 
 from watcher.store.db import translate_errors
 from watcher.store.snapshots import CHUNK, key_array
@@ -105,8 +107,13 @@ class SweepKeys:
         mean the same fingerprints - a fingerprint hashes the whole
         record, key included, so a key gone and another come, or a record changed,
         move the sum - and ``prints`` itself is returned, no row read into Python (the
-        steady sweep). Otherwise the range is read; the stored keys the page lacks go
-        to the missing set.
+        steady sweep). With the same count and another sum (a few records changed),
+        the range's fingerprints alone are read, in key order, and set against the
+        page's: the keys whose fingerprint differs at their place are looked up by
+        key, and when every one of them is stored the window holds exactly the page's
+        keys (a fingerprint covers its key), so nothing is missing. Otherwise (keys
+        gone or come, a page in another order) the range's keys and fingerprints are
+        read; the stored keys the page lacks go to the missing set.
         """
         where = "source = ? AND key <= ?"
         args: tuple[str, ...] = (source, max(prints))
@@ -118,8 +125,12 @@ class SweepKeys:
                 f"WHERE {where}",
                 args,
             ).fetchone()
-            if count == len(prints) and (high << 32) + low == sum(prints.values()):
-                return prints  # the caller's own mapping: nothing stored differs
+            if count == len(prints):
+                if (high << 32) + low == sum(prints.values()):
+                    return prints  # the caller's own mapping: nothing stored differs
+                same_keys = self._same_keys(source, prints, where, args)
+                if same_keys is not None:
+                    return same_keys
             stored: dict[str, int] = dict(
                 self.conn.execute(f"SELECT key, fp FROM snapshots WHERE {where} ORDER BY key", args)
             )
@@ -128,6 +139,28 @@ class SweepKeys:
             for key in gone:
                 del stored[key]
             self._missing_insert(source, ((source, key) for key in sorted(gone)))
+        return stored
+
+    def _same_keys(
+        self, source: str, prints: dict[str, int], where: str, args: tuple[str, ...]
+    ) -> dict[str, int] | None:
+        """The stored fingerprints of a window known to hold as many snapshots as its
+        page has keys, when it holds exactly the page's keys; else ``None``."""
+        fps = self.conn.execute(f"SELECT fp FROM snapshots WHERE {where} ORDER BY key", args)
+        odd = list(compress(prints, map(ne, prints.values(), map(itemgetter(0), fps))))
+        if len(odd) * 4 > len(prints):
+            return None  # rows moved, or another order: read the keys
+        found = dict(
+            self.conn.execute(
+                "SELECT key, fp FROM snapshots WHERE source = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (source, key_array(odd)),
+            )
+        )
+        if len(found) < len(odd):
+            return None  # a key of the page is new: some stored key is missing
+        stored = dict(prints)
+        stored.update(found)
         return stored
 
     def missing_tail(self, source: str, after: str | None) -> None:
