@@ -67,16 +67,22 @@ class Diff:
 def field_changes(
     before: Mapping[str, Any], after: Mapping[str, Any], ignore_fields: Collection[str] = ()
 ) -> dict[str, FieldChange]:
-    """Field-level differences of two normalized records; a missing field reads as ``None``."""
-    out: dict[str, FieldChange] = {}
-    for name in sorted(before.keys() | after.keys()):
-        if name in ignore_fields:
-            continue
+    """Field-level differences of two normalized records, by field name; a missing
+    field reads as ``None``."""
+    found: list[str] = []
+    for name in before.keys() | after.keys():
         old = before.get(name)
         new = after.get(name)
+        if old == new and type(old) is type(new) and type(old) not in _CONTAINERS:
+            continue  # equal values of one plain type: same_value would say so
+        if name in ignore_fields:
+            continue
         if not same_value(old, new) and not (_blank(old) and _blank(new)):
-            out[name] = FieldChange(old, new)
-    return out
+            found.append(name)
+    return {name: FieldChange(before.get(name), after.get(name)) for name in sorted(found)}
+
+
+_CONTAINERS = (dict, list)
 
 
 def _blank(value: Any) -> bool:
