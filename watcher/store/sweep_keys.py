@@ -146,8 +146,11 @@ class SweepKeys:
     ) -> dict[str, int] | None:
         """The stored fingerprints of a window known to hold as many snapshots as its
         page has keys, when it holds exactly the page's keys; else ``None``."""
-        fps = self.conn.execute(f"SELECT fp FROM snapshots WHERE {where} ORDER BY key", args)
-        odd = list(compress(prints, map(ne, prints.values(), map(itemgetter(0), fps))))
+        rows = self.conn.execute(f"SELECT fp FROM snapshots WHERE {where} ORDER BY key", args)
+        fps = list(map(itemgetter(0), rows))
+        if len(fps) != len(prints):
+            return None  # another writer since the count: read the keys
+        odd = list(compress(prints, map(ne, prints.values(), fps)))
         if len(odd) * 4 > len(prints):
             return None  # rows moved, or another order: read the keys
         found = dict(
