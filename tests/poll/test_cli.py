@@ -122,6 +122,17 @@ def test_poll_shows_a_baseline_then_exactly_the_admin_changes(
     assert main(["--config", str(config), "events", "show", "nope"]) == 1
 
 
+def test_a_sweep_of_an_unchanged_tenant_says_its_pages_were_settled(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "poll", "companies", "--full"]) == 0
+    assert "settled" not in capsys.readouterr().out  # the baseline compares every page
+    assert main(["--config", str(config), "poll", "companies", "--full"]) == 0
+    out = capsys.readouterr().out
+    assert "settled    3 of 3 pages: the same reply and stored records" in out
+    assert "updated    0" in out
+
+
 def test_dry_run_and_unknown_source(
     config: Path, sim: RunningSim, capsys: pytest.CaptureFixture[str]
 ) -> None:

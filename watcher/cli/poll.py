@@ -203,6 +203,11 @@ def print_summary(result: Any, out: TextIO) -> None:
         f"  updated    {result.updated:,}",
         f"  deleted    {result.deleted:,}",
     ]
+    if result.settled:
+        lines.append(
+            f"  settled    {result.settled:,} of {result.pages} pages: the same reply and "
+            "stored records as at the last sweep, not compared again"
+        )
     if result.touched:
         lines.append(f"  refreshed  {result.touched:,} (no reported field changed)")
     if result.reselected:

@@ -202,6 +202,7 @@ class Poller(FullSweep, Incremental, DeleteLog):
             dry_run=result.dry_run,
             baseline=result.baseline,
             pages=result.pages,
+            settled=result.settled,
             records=result.records,
             api_calls=result.api_calls,
             created=result.created,

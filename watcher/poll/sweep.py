@@ -100,6 +100,7 @@ class FullSweep(Confirm):
         if hit is None:
             return False
         sweep.seen_pages += 1
+        sweep.result.settled += 1
         sweep.covered = hit.last
         if hit.top is not None and (sweep.max_modified is None or hit.top > sweep.max_modified):
             sweep.max_modified = hit.top

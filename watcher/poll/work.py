@@ -88,6 +88,7 @@ class PollResult:
     future: int = 0  # records whose modified date is later than now (watermark kept)
     reselected: int = 0  # snapshots retaken because `select` changed (those fields silent)
     stale: int = 0  # records read older (modified field) than the stored one: skipped
+    settled: int = 0  # full-sweep pages unchanged since the last sweep: not compared
     fields_added: list[str] = field(default_factory=list)
     fields_removed: list[str] = field(default_factory=list)
     error: str | None = None
