@@ -14,6 +14,11 @@ their work elsewhere. Against it, for each N:
   fastest counts) and a **1% changed** sweep (the server switches to a second set of
   page bytes in which every hundredth company has a new Arr and ModifiedDate).
 
+The steady runs follow the baseline, which left a hint for each page's key window: their
+pages are settled by the reply's digest (the summary's ``settled`` line), as a real
+tenant's unchanged pages are from the second sweep on. The 1% changed run has a change
+on every page, so every page there is read and compared in full.
+
 Both sides are timed the same way, spawn to exit, and the ratios are taken in the same
 run. Peak RSS of each process comes from ``wait4``. The floor is the fastest of its
 runs; the 1% changed ratio uses the floor over the changed pages. ``watcher --help``
