@@ -90,7 +90,8 @@ class FullSweep(Confirm):
         """Whether ``fetched`` is a page this source's last sweeps read the usual way in
         the same window, with the same reply, and the stored window is unchanged
         since (:mod:`watcher.store.sweep_pages`): then nothing in it changed, and only
-        the sweep's place and latest modified date move on."""
+        the sweep's place and latest modified date move on. Every page of a sweep in
+        key order notes where its window starts (:attr:`Sweep.windows`), settled or not."""
         if not (sweep.by_range and sweep.paging and fetched.records):
             return False
         sweep.windows.append(sweep.covered or "")

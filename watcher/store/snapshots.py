@@ -40,6 +40,20 @@ def key_array(keys: Sequence[str]) -> str:
         return json.dumps(list(keys))
 
 
+def fingerprints_by_key(
+    conn: sqlite3.Connection, source: str, keys: Sequence[str]
+) -> dict[str, int]:
+    """Stored fingerprint of each of ``keys`` that has a snapshot, each looked up in the
+    primary key (the keys as one JSON array through ``json_each``)."""
+    return dict(
+        conn.execute(
+            "SELECT key, fp FROM snapshots WHERE source = ? "
+            "AND key IN (SELECT value FROM json_each(?))",
+            (source, key_array(keys)),
+        )
+    )
+
+
 def snapshot_text(record: Record) -> str:
     """Snapshot text: compact JSON, fields in the order Gainsight sent them.
 
@@ -140,13 +154,7 @@ class Snapshots:
                 if len(rows) < limit:
                     found = dict(rows)
                     return {k: found[k] for k in keys if k in found}
-            return dict(
-                self.conn.execute(
-                    "SELECT key, fp FROM snapshots WHERE source = ? "
-                    "AND key IN (SELECT value FROM json_each(?))",
-                    (source, key_array(keys)),
-                )
-            )
+            return fingerprints_by_key(self.conn, source, keys)
 
     def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
         """Stored record of each of ``keys`` that has a snapshot."""

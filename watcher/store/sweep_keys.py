@@ -17,7 +17,21 @@ from itertools import compress
 from operator import itemgetter, ne
 
 from watcher.store.db import translate_errors
-from watcher.store.snapshots import CHUNK, key_array
+from watcher.store.snapshots import CHUNK, fingerprints_by_key, key_array
+
+# A key window of a source: the keys after one key (exclusive; "" for all: keys are
+# never empty) up to another (inclusive). Parameters: source, after, last.
+_WINDOW = "source = ? AND key > ? AND key <= ?"
+
+
+def window_sum(conn: sqlite3.Connection, source: str, after: str, last: str) -> tuple[int, int]:
+    """How many snapshots the window holds, and the exact sum of their fingerprints
+    (SQLite sums their two 32-bit halves apart, so no sum overflows; 0 when empty)."""
+    count, high, low = conn.execute(
+        f"SELECT COUNT(*), SUM(fp >> 32), SUM(fp & 4294967295) FROM snapshots WHERE {_WINDOW}",
+        (source, after, last),
+    ).fetchone()
+    return count, ((high << 32) + low if count else 0)
 
 
 class SweepKeys:
@@ -115,24 +129,19 @@ class SweepKeys:
         gone or come, a page in another order) the range's keys and fingerprints are
         read; the stored keys the page lacks go to the missing set.
         """
-        where = "source = ? AND key <= ?"
-        args: tuple[str, ...] = (source, max(prints))
-        if after is not None:
-            where, args = f"{where} AND key > ?", (*args, after)
+        args = (source, after or "", max(prints))
         with translate_errors("read snapshots"):
-            count, high, low = self.conn.execute(
-                f"SELECT COUNT(*), SUM(fp >> 32), SUM(fp & 4294967295) FROM snapshots "
-                f"WHERE {where}",
-                args,
-            ).fetchone()
+            count, total = window_sum(self.conn, *args)
             if count == len(prints):
-                if (high << 32) + low == sum(prints.values()):
+                if total == sum(prints.values()):
                     return prints  # the caller's own mapping: nothing stored differs
-                same_keys = self._same_keys(source, prints, where, args)
+                same_keys = self._same_keys(prints, args)
                 if same_keys is not None:
                     return same_keys
             stored: dict[str, int] = dict(
-                self.conn.execute(f"SELECT key, fp FROM snapshots WHERE {where} ORDER BY key", args)
+                self.conn.execute(
+                    f"SELECT key, fp FROM snapshots WHERE {_WINDOW} ORDER BY key", args
+                )
             )
         gone = stored.keys() - prints.keys()
         if gone:
@@ -142,24 +151,19 @@ class SweepKeys:
         return stored
 
     def _same_keys(
-        self, source: str, prints: dict[str, int], where: str, args: tuple[str, ...]
+        self, prints: dict[str, int], args: tuple[str, str, str]
     ) -> dict[str, int] | None:
-        """The stored fingerprints of a window known to hold as many snapshots as its
-        page has keys, when it holds exactly the page's keys; else ``None``."""
-        rows = self.conn.execute(f"SELECT fp FROM snapshots WHERE {where} ORDER BY key", args)
+        """The stored fingerprints of a window (``args``: source, after, last key) known
+        to hold as many snapshots as its page has keys, when it holds exactly the
+        page's keys; else ``None``."""
+        rows = self.conn.execute(f"SELECT fp FROM snapshots WHERE {_WINDOW} ORDER BY key", args)
         fps = list(map(itemgetter(0), rows))
         if len(fps) != len(prints):
             return None  # another writer since the count: read the keys
         odd = list(compress(prints, map(ne, prints.values(), fps)))
         if len(odd) * 4 > len(prints):
             return None  # rows moved, or another order: read the keys
-        found = dict(
-            self.conn.execute(
-                "SELECT key, fp FROM snapshots WHERE source = ? "
-                "AND key IN (SELECT value FROM json_each(?))",
-                (source, key_array(odd)),
-            )
-        )
+        found = fingerprints_by_key(self.conn, args[0], odd)
         if len(found) < len(odd):
             return None  # a key of the page is new: some stored key is missing
         stored = dict(prints)

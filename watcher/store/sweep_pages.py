@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from watcher.store.db import translate_errors
 from watcher.store.snapshots import key_array
+from watcher.store.sweep_keys import window_sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +62,8 @@ class SweepPages:
             if row is None:
                 return None
             last, count, fp_sum, top = row
-            stored, high, low = self.conn.execute(
-                "SELECT COUNT(*), SUM(fp >> 32), SUM(fp & 4294967295) FROM snapshots "
-                "WHERE source = ? AND key > ? AND key <= ?",
-                (source, start, last),
-            ).fetchone()
-        if stored != count or not stored or (high << 32) + low != int(fp_sum):
+            stored = window_sum(self.conn, source, start, last)
+        if not count or stored != (count, int(fp_sum)):
             return None
         return SweepPage(start, last, count, int(fp_sum), digest, top)
 

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import xxhash
 
 from watcher.config import SourceConfig
 from watcher.dates import format_utc, normalize_date, parse_iso
 from watcher.gainsight.budget import Priority
+from watcher.gainsight.envelope import reply_digest
 from watcher.gainsight.query import Condition, Direction
 
 
@@ -31,10 +31,10 @@ class MemoryPage:
 
 
 def page_digest(records: Sequence[Mapping[str, Any]]) -> int | None:
-    """What :func:`watcher.gainsight.envelope.reply_digest` is for a reply: a hash of
-    the rows as they would be sent (``None`` for rows JSON cannot carry)."""
+    """:func:`~watcher.gainsight.envelope.reply_digest` of the rows as they would be
+    sent (``None`` for rows JSON cannot carry)."""
     try:
-        return xxhash.xxh3_64_intdigest(orjson.dumps(list(records))) - (1 << 63)
+        return reply_digest(orjson.dumps(list(records)), None)
     except (TypeError, ValueError):
         return None
 
