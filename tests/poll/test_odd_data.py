@@ -224,13 +224,49 @@ async def test_date_fields_makes_epoch_numbers_dates_whatever_the_name(tmp_path:
     h = Harness(tmp_path / "w.db", feed)
     src = source_config(date_fields=("Deadline",))
     await h.poller.poll(src)
-    snap = dict(h.store.iter_snapshots("companies"))["1P02000001"]
+    snap = dict(h.store.iter_snapshots("companies", src.date_fields))["1P02000001"]
     assert snap["Deadline"] == "2025-12-01T00:00:00.000Z"
     feed.records["1P02000001"]["Deadline"] = "2025-12-01T00:00:00Z"
     feed.records["1P02000001"]["Arr"] = 2.5
     await h.poller.poll(src)
     (event,) = h.events()
     assert set(event["data"]["changes"]) == {"Arr"}
+
+
+async def test_snapshots_keep_records_as_received_and_events_show_them_normalized(
+    tmp_path: Path,
+) -> None:
+    """A snapshot is the record as received (the text its fingerprint hashes: epoch-ms
+    dates stay numbers, a whole float stays a float), normalized only where it is
+    compared or shown: an update's `before` and a `deleted` event's record carry ISO
+    dates and whole numbers, and reading the same record back in another spelling is
+    no change."""
+    ms = 1_764_547_200_000
+    feed = tenant(3)
+    feed.records["1P02000001"]["ModifiedDate"] = ms
+    feed.records["1P02000002"]["ModifiedDate"] = ms
+    h = Harness(tmp_path / "w.db", feed)
+    src = source_config()
+    await h.poller.poll(src)
+    (body,) = h.store.conn.execute("SELECT body FROM snapshots WHERE key = '1P02000001'").fetchone()
+    assert json.loads(body) == feed.records["1P02000001"]
+    assert '"ModifiedDate":1764547200000' in body
+    assert '"Arr":1000.0' in body
+    iso = "2025-12-01T00:00:00.000Z"
+    assert dict(h.store.iter_snapshots("companies"))["1P02000001"]["ModifiedDate"] == iso
+    feed.records["1P02000001"]["ModifiedDate"] = iso  # another spelling: no change
+    feed.records["1P02000001"]["Arr"] = 1000  # (a whole float and its int are one value)
+    feed.records["1P02000002"]["Stage"] = "Churned"
+    del feed.records["1P02000000"]
+    await h.poller.poll(src)
+    updated, deleted = sorted(h.events(), key=lambda e: e["data"]["change"], reverse=True)
+    assert (updated["subject"], set(updated["data"]["changes"])) == ("1P02000002", {"Stage"})
+    assert updated["data"]["before"]["ModifiedDate"] == iso
+    assert (deleted["subject"], deleted["data"]["change"]) == ("1P02000000", "deleted")
+    assert deleted["data"]["before"]["Arr"] == 0
+    assert type(deleted["data"]["before"]["Arr"]) is int
+    (body,) = h.store.conn.execute("SELECT body FROM snapshots WHERE key = '1P02000001'").fetchone()
+    assert json.loads(body)["ModifiedDate"] == iso  # the new spelling, refreshed silently
 
 
 async def test_date_fields_when_set_decide_alone(tmp_path: Path) -> None:
@@ -242,7 +278,7 @@ async def test_date_fields_when_set_decide_alone(tmp_path: Path) -> None:
     feed.records["1P02000001"]["Deadline"] = ms
     h = Harness(tmp_path / "w.db", feed)
     await h.poller.poll(source_config(date_fields=("Deadline",)))
-    snap = dict(h.store.iter_snapshots("companies"))["1P02000001"]
+    snap = dict(h.store.iter_snapshots("companies", ("Deadline",)))["1P02000001"]
     assert snap["RenewalDate"] == ms
     assert snap["Deadline"] == "2025-12-01T00:00:00.000Z"
     other = Harness(tmp_path / "x.db", feed)
@@ -279,7 +315,7 @@ async def test_a_snapshot_stored_with_nan_by_an_older_version_gives_no_phantom_c
         "UPDATE snapshots SET body = replace(body, '\"Score\":null', '\"Score\":NaN') "
         "WHERE key = '1P02000001'"
     )
-    assert math.isnan(dict(h.store.iter_snapshots("companies"))["1P02000001"]["Score"])
+    assert math.isnan(h.store.records("companies", ["1P02000001"])["1P02000001"]["Score"])
     feed.records["1P02000001"]["Arr"] = 5.5
     await h.poller.poll(src)
     (event,) = h.events()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from watcher.core.diff import Change, key_of
 from watcher.core.events import delete_held_event, uuid7
+from watcher.core.normalize import normalize_record
 from watcher.dates import format_utc
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.routes import key_batch_of
+from watcher.poll.intake import RECORD_ERRORS
 from watcher.poll.pages import PageWork
 from watcher.poll.work import (
     CONFIRM_EMPTY_READS,
@@ -71,9 +73,13 @@ class Confirm(PageWork):
         page = PageCommit(poll_id=sweep.result.poll_id)
         now = self.clock.now()
         for key in keys:
-            before = befores.get(key)
-            if before is None:
+            stored = befores.get(key)
+            if stored is None:
                 continue  # deleted by an earlier, interrupted run: its event exists
+            try:  # stored as received: the event shows it as a poll compares it
+                before = normalize_record(stored, sweep.source.date_fields)
+            except RECORD_ERRORS:
+                before = stored
             page.deletes.append(key)
             page.events.append(self._event(sweep, Change("deleted", key, before, None), now))
         sweep.result.deleted += len(page.deletes)

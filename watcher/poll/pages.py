@@ -107,14 +107,14 @@ class PageWork:
         # New or changed, in page order (the keys of fresh are those of prints).
         changed = list(compress(prints, map(ne, prints.values(), map(stored.get, prints))))
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
-        afters = self._normalized(sweep, changed, fresh)
-        silent = not (befores or sweep.emit_created or sweep.lane_deleted)
-        if silent and len(afters) == len(changed):
-            # A silent baseline's page (nothing stored, no events): written as it is.
-            fps = map(prints.__getitem__, changed)
-            page.writes.extend(zip(changed, fps, afters.values(), strict=True))
+        if not (befores or sweep.emit_created or sweep.lane_deleted):
+            # A silent baseline's page (nothing stored, no events): stored as received,
+            # nothing normalized.
+            fps, raws = map(prints.__getitem__, changed), map(fresh.__getitem__, changed)
+            page.writes.extend(zip(changed, fps, raws, strict=True))
             result.created += len(changed)
             return page
+        afters = self._normalized(sweep, changed, fresh)
         now = self.clock.now()
         for key in changed:
             if key in sweep.lane_deleted and key not in stored:
@@ -131,7 +131,7 @@ class PageWork:
             if self._older(sweep, key, after, before):
                 result.stale += 1  # read before a newer version was stored: no event, no write
                 continue
-            page.writes.append((key, prints[key], after))
+            page.writes.append((key, prints[key], fresh[key]))  # stored as received
             if isinstance(outcome, Change):
                 if outcome.change == "created":
                     result.created += 1

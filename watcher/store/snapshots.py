@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import orjson
 
 from watcher.clock import Clock
-from watcher.core.normalize import Record
+from watcher.core.normalize import Record, normalize_record
 from watcher.dates import format_utc
 from watcher.store.db import transaction, translate_errors
 
@@ -24,11 +24,12 @@ RANGE_SCAN_MIN = 64
 # SQLite's default limit on bound parameters is 32766 (3.32+); stay far below.
 CHUNK = 900
 
-# The fallback for what orjson refuses. ASCII-only: a lone surrogate ("\\ud800" is a
-# legal JSON escape) stays an escape, and SQLite, which stores UTF-8, never sees text
-# it cannot encode. NaN and Infinity have no JSON spelling: records are normalized
-# without them (orjson would write null).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+# The fallback for what orjson refuses (an integer beyond 64 bits, a lone surrogate).
+# ASCII-only: a lone surrogate ("\\ud800" is a legal JSON escape) stays an escape, and
+# SQLite, which stores UTF-8, never sees text it cannot encode. A NaN or Infinity in
+# the same record is written as Python's json writes it (orjson writes null); it
+# reads back as such and is normalized to null before any comparison or event.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def key_array(keys: Sequence[str]) -> str:
@@ -157,7 +158,8 @@ class Snapshots:
             return fingerprints_by_key(self.conn, source, keys)
 
     def records(self, source: str, keys: Sequence[str]) -> dict[str, Record]:
-        """Stored record of each of ``keys`` that has a snapshot."""
+        """Stored record of each of ``keys`` that has a snapshot, as stored (see
+        :func:`snapshot_text`: normalize it before showing or comparing it)."""
         out: dict[str, Record] = {}
         with translate_errors("read snapshots"):
             for start in range(0, len(keys), CHUNK):
@@ -220,11 +222,14 @@ class Snapshots:
             out[0] = out[int(rows[0][0])]
         return out
 
-    def iter_snapshots(self, source: str) -> Iterator[tuple[str, Record]]:
-        """Every stored (key, record) of ``source`` in key order (tests, small sources)."""
+    def iter_snapshots(
+        self, source: str, date_fields: Collection[str] = ()
+    ) -> Iterator[tuple[str, Record]]:
+        """Every stored (key, record) of ``source`` in key order, normalized as a poll
+        compares it (``date_fields``: the source's; tests, small sources)."""
         with translate_errors("read snapshots"):
             rows = self.conn.execute(
                 "SELECT key, body FROM snapshots WHERE source = ? ORDER BY key", (source,)
             ).fetchall()
         for key, body in rows:
-            yield key, json.loads(body)
+            yield key, normalize_record(json.loads(body), date_fields)

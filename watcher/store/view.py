@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from watcher.core.normalize import normalize_record
 from watcher.errors import StoreError
 from watcher.store.db import classify
 
@@ -198,7 +199,8 @@ def dump(path: str | Path) -> StoreDump:
     with connect(Path(path), readonly=True) as conn:
         snaps: dict[str, dict[str, Any]] = {}
         for source, key, body in conn.execute("SELECT source, key, body FROM snapshots"):
-            snaps.setdefault(source, {})[key] = json.loads(body)
+            # Stored as received: normalized as a poll compares it (dates by field name).
+            snaps.setdefault(source, {})[key] = normalize_record(json.loads(body))
         events = []
         for seq, body in conn.execute("SELECT sequence, body FROM events ORDER BY sequence"):
             event = json.loads(body)
