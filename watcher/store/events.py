@@ -27,12 +27,18 @@ def event_text(event: Mapping[str, Any]) -> str:
     token strict receivers reject (records never carry one: see
     :mod:`watcher.core.normalize`).
     """
-    text = json.dumps(event, ensure_ascii=False, allow_nan=False)
+    text = _encode(event)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: keep it as a \\u escape
-        text = json.dumps(event, allow_nan=False)
+        text = _encode_ascii(event)
     return text
+
+
+# Built once: json.dumps with arguments builds an encoder per call (a sweep writes
+# thousands of events). The same text as json.dumps(event, ensure_ascii=..., allow_nan=False).
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_encode_ascii = json.JSONEncoder(allow_nan=False).encode
 
 
 @dataclass(frozen=True)
