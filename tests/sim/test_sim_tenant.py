@@ -232,32 +232,29 @@ def test_serving_while_another_thread_mutates(make_api: Callable[..., Api]) -> N
     import threading
 
     api = make_api(companies=400, ctas=50, goals=10, requests_per_minute=10**6)
-    stop = threading.Event()
     made: list[int] = []
 
     def churn() -> None:
-        # A breath between batches: the tenant lock is not fair, and a loop that takes
-        # it back at once starved the server past its read timeout on a slow machine.
-        while not stop.wait(0.001):
+        # A bounded burst per round of requests, no sleep: the tenant lock is not fair,
+        # and an endless loop that took it back at once starved the server past its
+        # read timeout on a slow machine.
+        for _ in range(100):
             api.sim.tenant.random_mutations(5)
             made.append(5)
 
-    thread = threading.Thread(target=churn)
-    thread.start()
-    try:
-        body = {
-            "select": ["Gsid", "ModifiedDate", "Csm__gr.Name"],
-            "where": {
-                "conditions": [{"name": "Arr", "alias": "A", "operator": "GT", "value": [0]}]
-            },
-            "orderBy": {"ModifiedDate": "desc"},
-            "limit": 100,
-        }
-        for offset in range(0, 400, 100):
+    body = {
+        "select": ["Gsid", "ModifiedDate", "Csm__gr.Name"],
+        "where": {"conditions": [{"name": "Arr", "alias": "A", "operator": "GT", "value": [0]}]},
+        "orderBy": {"ModifiedDate": "desc"},
+        "limit": 100,
+    }
+    for offset in range(0, 400, 100):
+        thread = threading.Thread(target=churn)
+        thread.start()
+        try:
             assert api.query("Company", {**body, "offset": offset}).status_code == 200
             assert api.post("/v2/cockpit/cta/list", {"pageSize": 20}).status_code == 200
             assert api.http.get("/__sim/changes").status_code == 200
-    finally:
-        stop.set()
-        thread.join()
+        finally:
+            thread.join()
     assert made
