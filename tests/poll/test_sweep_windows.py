@@ -76,12 +76,13 @@ async def test_a_dry_run_sweep_finds_the_same_missing_keys(tmp_path: Path) -> No
     assert (dry.missing, dry.deleted) == (real.missing, real.deleted) == (1, 1)
 
 
-async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
+async def test_a_steady_window_reads_its_fingerprints_and_no_key(
     tmp_path: Path,
 ) -> None:
-    """Nothing changed: each window's count and fingerprint sums equal the page's, so
-    no stored row is read into Python; one changed record makes its window read.
-    (Pages without a digest: pages with one are settled before, test_sweep_pages.)"""
+    """Nothing changed: each window's stored fingerprints, read in key order from the
+    primary key, equal the page's, so no key is read into Python; one changed record
+    makes its window look that one key up. (Pages without a digest: pages with one are
+    settled before, test_sweep_pages.)"""
     feed = tenant(40)
     feed.digests = False
     h = Harness(tmp_path / "w.db", feed)
@@ -91,7 +92,7 @@ async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
     h.store.conn.set_trace_callback(reads.append)
     steady = await h.poller.poll(src)
     assert (steady.updated, steady.missing) == (0, 0)
-    assert len([s for s in reads if s.startswith("SELECT COUNT(*), SUM(fp")]) == 4
+    assert len([s for s in reads if s.startswith("SELECT fp FROM snapshots")]) == 4
     assert not [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
 
     reads.clear()
@@ -100,8 +101,8 @@ async def test_a_steady_window_is_settled_by_its_sums_without_reading_rows(
     changed = await h.poller.poll(src)
     h.store.conn.set_trace_callback(None)
     assert changed.updated == 1
-    # The changed window: its fingerprints alone, then the one that differs by key.
-    assert len([s for s in reads if s.startswith("SELECT fp FROM snapshots")]) == 1
+    # Each window's fingerprints alone, then in the changed one the key that differs.
+    assert len([s for s in reads if s.startswith("SELECT fp FROM snapshots")]) == 4
     by_key = [s for s in reads if s.startswith("SELECT key, fp FROM snapshots")]
     assert len(by_key) == 1
     assert "json_each" in by_key[0]

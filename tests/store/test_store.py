@@ -268,6 +268,39 @@ def test_snapshots_remember_the_field_set_they_were_taken_with(tmp_path: Path) -
     assert store.field_sets("other") == {}
 
 
+def test_a_version_8_store_trades_the_fingerprint_index_for_a_keys_index(
+    tmp_path: Path,
+) -> None:
+    """Schema 9: an update of a snapshot writes its own page and no index page (the
+    fingerprint index is dropped); counts and key scans read the keys index."""
+    path = tmp_path / "w.db"
+    db = open_database(path)
+    migrate(db, FakeClock().now, tuple(m for m in MIGRATIONS if m[0] <= 8))
+    db.conn.execute(
+        "INSERT INTO snapshots (source, key, fp, body, updated_at) "
+        "VALUES ('companies', 'K0', 1, '{\"Gsid\":\"K0\"}', 'x')"
+    )
+    db.conn.close()
+    store = Store.open(path, clock=FakeClock())
+    indexes = {
+        name
+        for (name,) in store.conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'snapshots' "
+            "AND sql IS NOT NULL"
+        )
+    }
+    assert indexes == {"snapshots_keys"}
+    plan = " ".join(
+        str(row[-1])
+        for row in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM snapshots WHERE source = 'companies'"
+        )
+    )
+    assert "snapshots_keys" in plan
+    assert store.count_snapshots("companies") == 1
+    assert store.fingerprints("companies", ["K0", "K9"]) == {"K0": 1}
+
+
 def test_seen_mark_returns_keys_an_earlier_page_had(store: Store) -> None:
     """Keys marked by an earlier page come back; a page's own keys do not."""
     store.seen_reset("companies")

@@ -115,29 +115,21 @@ class SweepKeys:
         first page).
 
         The stored keys from ``after`` (exclusive) to the page's highest key are one
-        range of the index ``snapshots_fp``. First SQLite sums that range's
-        fingerprints (their two 32-bit halves apart, so no sum overflows; put together
-        they are the exact sum) and counts it: the same count and sum as the page's
-        mean the same fingerprints - a fingerprint hashes the whole
-        record, key included, so a key gone and another come, or a record changed,
-        move the sum - and ``prints`` itself is returned, no row read into Python (the
-        steady sweep). With the same count and another sum (a few records changed),
-        the range's fingerprints alone are read, in key order, and set against the
-        page's: the keys whose fingerprint differs at their place are looked up by
-        key, and when every one of them is stored the window holds exactly the page's
-        keys (a fingerprint covers its key), so nothing is missing. Otherwise (keys
-        gone or come, a page in another order) the range's keys and fingerprints are
-        read; the stored keys the page lacks go to the missing set.
+        range of the primary key. Their fingerprints alone are read, in key order, and
+        set against the page's: the same list means the same records - a fingerprint
+        hashes the whole record, key included - and ``prints`` itself is returned (a
+        page whose reply differs while its records do not). The keys whose fingerprint
+        differs at their place (a few records changed) are looked up by key, and when
+        every one of them is stored the window holds exactly the page's keys, so
+        nothing is missing. Otherwise (keys gone or come, a page in another order) the
+        range's keys and fingerprints are read; the stored keys the page lacks go to
+        the missing set.
         """
         args = (source, after or "", max(prints))
         with translate_errors("read snapshots"):
-            count, total = window_sum(self.conn, *args)
-            if count == len(prints):
-                if total == sum(prints.values()):
-                    return prints  # the caller's own mapping: nothing stored differs
-                same_keys = self._same_keys(prints, args)
-                if same_keys is not None:
-                    return same_keys
+            same_keys = self._same_keys(prints, args)
+            if same_keys is not None:
+                return same_keys
             stored: dict[str, int] = dict(
                 self.conn.execute(
                     f"SELECT key, fp FROM snapshots WHERE {_WINDOW} ORDER BY key", args
@@ -153,14 +145,16 @@ class SweepKeys:
     def _same_keys(
         self, prints: dict[str, int], args: tuple[str, str, str]
     ) -> dict[str, int] | None:
-        """The stored fingerprints of a window (``args``: source, after, last key) known
-        to hold as many snapshots as its page has keys, when it holds exactly the
-        page's keys; else ``None``."""
+        """The stored fingerprints of a window (``args``: source, after, last key) when
+        it holds exactly the page's keys (``prints`` itself when nothing differs); else
+        ``None``."""
         rows = self.conn.execute(f"SELECT fp FROM snapshots WHERE {_WINDOW} ORDER BY key", args)
         fps = list(map(itemgetter(0), rows))
         if len(fps) != len(prints):
-            return None  # another writer since the count: read the keys
+            return None  # keys gone or come: read the keys
         odd = list(compress(prints, map(ne, prints.values(), fps)))
+        if not odd:
+            return prints  # the caller's own mapping: nothing stored differs
         if len(odd) * 4 > len(prints):
             return None  # rows moved, or another order: read the keys
         found = fingerprints_by_key(self.conn, args[0], odd)
