@@ -17,7 +17,8 @@ from watcher.clock import FakeClock
 from watcher.config import SourceConfig
 from watcher.gainsight.envelope import reply_digest
 from watcher.poll import Poller
-from watcher.store import Store
+from watcher.store import PageCommit, Store
+from watcher.store.sweep_pages import SweepPage, keys_digest, pack_fingerprints
 from watcher.testing.sim import running_sim
 
 
@@ -87,18 +88,16 @@ async def test_a_changed_row_reads_its_page_and_no_other(tmp_path: Path) -> None
 
 
 async def test_a_snapshot_changed_behind_the_sweep_is_compared_again(tmp_path: Path) -> None:
-    """The tenant answers the very same page, but the stored window changed since the
-    hint was kept (another writer, the fast lane): the page is read the usual way, and
-    the stored value is reported back to the tenant's."""
+    """The tenant answers the very same page, but a snapshot of its window was written
+    since the hint was kept (the fast lane, an incremental poll): that commit dropped
+    the window's hint, so the page is read the usual way and the stored value is
+    reported back to the tenant's."""
     h, points = _counting(tmp_path)
     src = source_config()
     await h.poller.poll(src)
     key = _key(12)
-    h.store.conn.execute(
-        "UPDATE snapshots SET body = json_set(body, '$.Arr', 7.0), fp = fp + 1 "
-        "WHERE source = 'companies' AND key = ?",
-        (key,),
-    )
+    h.store.commit("companies", PageCommit(writes=[(key, 1, company(12, Arr=7.0))]))
+    assert _key(9) not in [after for after, _, _ in _hints(h)]  # window 2's hint is gone
     points.clear()
 
     result = await h.poller.poll(src)
@@ -114,8 +113,7 @@ async def test_a_snapshot_dropped_behind_the_sweep_is_created_again(tmp_path: Pa
     h, points = _counting(tmp_path)
     src = source_config()
     await h.poller.poll(src)
-    key = _key(31)
-    h.store.conn.execute("DELETE FROM snapshots WHERE source = 'companies' AND key = ?", (key,))
+    h.store.commit("companies", PageCommit(deletes=[_key(31)]))
     points.clear()
 
     result = await h.poller.poll(src)
@@ -124,12 +122,102 @@ async def test_a_snapshot_dropped_behind_the_sweep_is_created_again(tmp_path: Pa
     assert h.store.count_snapshots("companies") == 40
 
 
+async def test_a_changed_page_takes_its_stored_fingerprints_from_the_hint(
+    tmp_path: Path,
+) -> None:
+    """Another reply with the same keys in the same order: the window's fingerprints
+    come from its hint, and only the changed record's stored body is read."""
+    h, points = _counting(tmp_path)
+    src = source_config()
+    await h.poller.poll(src)
+    h.feed.records[_key(15)] = company(15, Arr=2.0)
+    reads: list[str] = []
+    h.store.conn.set_trace_callback(reads.append)
+
+    result = await h.poller.poll(src)
+
+    h.store.conn.set_trace_callback(None)
+    assert (result.updated, points["page_settled"]) == (1, 3)
+    assert not [s for s in reads if s.startswith(("SELECT fp FROM", "SELECT key, fp FROM"))]
+    bodies = [s for s in reads if s.startswith("SELECT key, body")]
+    assert len(bodies) == 1
+    assert _key(15) in bodies[0]
+    assert h.changes() == [("updated", _key(15))]
+
+
+def _hint_for(
+    store: Store, after: str, last: str, prints: dict[str, int], version: int
+) -> SweepPage:
+    return SweepPage(
+        after=after,
+        last=last,
+        count=len(prints),
+        fp_sum=sum(prints.values()),
+        digest=1,
+        top=None,
+        keys=keys_digest(prints),
+        fps=pack_fingerprints(prints.values()),
+        read_version=version,
+    )
+
+
+def test_a_hint_is_checked_again_when_another_connection_wrote_since_the_read(
+    tmp_path: Path,
+) -> None:
+    """Another process committed between the read of a window and the commit of its
+    page: the window is counted and summed again, and the hint is kept only if the
+    stored window is still the page's."""
+    path = tmp_path / "w.db"
+    mine, theirs = Store.open(path, clock=FakeClock()), Store.open(path, clock=FakeClock())
+    prints = {"K1": 11, "K2": 12, "K3": 13}
+    page = PageCommit(writes=[(k, fp, {"Gsid": k}) for k, fp in prints.items()])
+    mine.commit("companies", page)
+
+    version = mine.data_version()
+    theirs.commit("companies", PageCommit(writes=[("K9", 19, {"Gsid": "K9"})]))  # elsewhere
+    mine.commit("companies", PageCommit(sweep_page=_hint_for(mine, "", "K3", prints, version)))
+    assert mine.sweep_page("companies", "") is not None  # the window still matches
+
+    version = mine.data_version()
+    theirs.commit("companies", PageCommit(writes=[("K2", 99, {"Gsid": "K2", "Arr": 1})]))
+    mine.commit("companies", PageCommit(sweep_page=_hint_for(mine, "", "K3", prints, version)))
+    assert mine.sweep_page("companies", "") is None  # K2 changed in between: no hint
+    mine.close()
+    theirs.close()
+
+
+def test_a_write_drops_only_the_hint_whose_window_holds_the_key(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "w.db", clock=FakeClock())
+    windows = [("", "K2", {"K1": 1, "K2": 2}), ("K2", "K4", {"K3": 3, "K4": 4})]
+    for after, last, prints in windows:
+        writes = [(k, fp, {"Gsid": k}) for k, fp in prints.items()]
+        hint = _hint_for(store, after, last, prints, store.data_version())
+        store.commit("companies", PageCommit(writes=writes, sweep_page=hint))
+    assert [h[0] for h in _store_hints(store)] == ["", "K2"]
+    store.commit("companies", PageCommit(writes=[("K3", 33, {"Gsid": "K3"})]))
+    assert [h[0] for h in _store_hints(store)] == [""]
+    store.commit("companies", PageCommit(writes=[("K5", 5, {"Gsid": "K5"})]))  # past them all
+    store.commit("other", PageCommit(deletes=["K1"]))  # another source
+    assert [h[0] for h in _store_hints(store)] == [""]
+    store.commit("companies", PageCommit(deletes=["K1"]))
+    assert _store_hints(store) == []
+    store.close()
+
+
+def _store_hints(store: Store) -> list[tuple[str, str]]:
+    rows = store.conn.execute(
+        "SELECT after, last FROM sweep_pages WHERE source = 'companies' ORDER BY after"
+    ).fetchall()
+    return [tuple(r) for r in rows]
+
+
 async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
     tmp_path: Path,
 ) -> None:
     """Deleting a row moves every later row one place up: the pages after it differ
     from the hints, are read the usual way, and the hints of windows no sweep has any
-    more are dropped."""
+    more are dropped. The window that lost the row gets its hint from the next sweep
+    (its snapshot is deleted only after the pages, which drops any hint over it)."""
     h, points = _counting(tmp_path)
     src = source_config(max_delete_fraction=1.0)
     await h.poller.poll(src)
@@ -144,10 +232,13 @@ async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
     assert h.changes() == [("deleted", gone)]
     assert _hints(h) == [
         ("", _key(9), 10),
-        (_key(9), _key(20), 10),
         (_key(20), _key(30), 10),
         (_key(30), _key(39), 9),
     ]
+    points.clear()
+    await h.poller.poll(src)
+    assert points["page_settled"] == 3
+    assert (_key(9), _key(20), 10) in _hints(h)
     points.clear()
     await h.poller.poll(src)
     assert points["page_settled"] == 4

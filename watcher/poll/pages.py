@@ -28,6 +28,7 @@ from watcher.poll.work import (
 )
 from watcher.rules.match import Router
 from watcher.store.store import PageCommit, Store
+from watcher.store.sweep_pages import keys_digest, pack_fingerprints
 
 
 class PageWork:
@@ -119,6 +120,7 @@ class PageWork:
         for key in changed:
             if key in sweep.lane_deleted and key not in stored:
                 result.stale += 1  # the fast lane saw it deleted after this page was read
+                sweep.window_page = None  # the window is not stored as read: no hint
                 continue
             before = befores.get(key)
             try:
@@ -127,9 +129,11 @@ class PageWork:
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
+                sweep.window_page = None
                 continue
             if self._older(sweep, key, after, before):
                 result.stale += 1  # read before a newer version was stored: no event, no write
+                sweep.window_page = None
                 continue
             page.writes.append((key, prints[key], fresh[key]))  # stored as received
             if isinstance(outcome, Change):
@@ -189,11 +193,30 @@ class PageWork:
                 self.store.missing_drop(name, keys)
                 return None
             if sweep.covered is None or min(keys) > sweep.covered:
-                stored = self.store.window(name, found.prints, sweep.covered)
+                after = sweep.covered or ""
+                digest = keys_digest(keys)
+                hint = sweep.hint
+                stored, gone = None, 0
+                if hint is not None and hint.after == after:  # the last sweep's row
+                    stored = hint.fingerprints(found.prints, digest)
+                if stored is None:
+                    stored, gone = self.store.window(name, found.prints, sweep.covered)
                 last = max(keys)
-                if found.clean:  # nothing odd in it: a hint for the next sweep
-                    total = sum(found.prints.values())
-                    sweep.window_page = (sweep.covered or "", last, len(keys), total, found.latest)
+                # A hint for the next sweep: the window as this page stores it, so not
+                # when something is odd in the page, or stored keys of the window are
+                # missing from it (they stay stored until the sweep's deletes).
+                if found.clean and not gone:
+                    prints = found.prints.values()
+                    sweep.window_page = (
+                        after,
+                        last,
+                        len(keys),
+                        sum(prints),
+                        found.latest,
+                        digest,
+                        pack_fingerprints(prints),
+                        sweep.read_version,
+                    )
                 sweep.covered = last
                 return stored
             if sweep.covered is not None:

@@ -88,17 +88,20 @@ class FullSweep(Confirm):
 
     def _settled(self, sweep: Sweep, fetched: PageLike) -> bool:
         """Whether ``fetched`` is a page this source's last sweeps read the usual way in
-        the same window, with the same reply, and the stored window is unchanged
-        since (:mod:`watcher.store.sweep_pages`): then nothing in it changed, and only
-        the sweep's place and latest modified date move on. Every page of a sweep in
+        the same window, with the same reply, and the window's row is still there (any
+        write in the window since dropped it: :mod:`watcher.store.sweep_pages`): then
+        nothing in it changed, and only the sweep's place and latest modified date move
+        on. Otherwise the row, if any, is kept for :meth:`_see`. Every page of a sweep in
         key order notes where its window starts (:attr:`Sweep.windows`), settled or not."""
+        sweep.hint = sweep.read_version = None
         if not (sweep.by_range and sweep.paging and fetched.records):
             return False
         sweep.windows.append(sweep.covered or "")
-        if fetched.digest is None:
-            return False
-        hit = self.store.settled_page(sweep.source.name, sweep.covered, fetched.digest)
-        if hit is None:
+        # Before the row is read: a commit by another connection after this moment
+        # makes the page's commit check the window again.
+        sweep.read_version = self.store.data_version()
+        hit = sweep.hint = self.store.sweep_page(sweep.source.name, sweep.covered)
+        if hit is None or fetched.digest is None or hit.digest != fetched.digest:
             return False
         sweep.seen_pages += 1
         sweep.result.settled += 1
@@ -114,8 +117,8 @@ class FullSweep(Confirm):
         hint, sweep.window_page = sweep.window_page, None
         if hint is None or fetched.digest is None or not sweep.by_range:
             return None
-        after, last, count, total, latest = hint
-        return SweepPage(after, last, count, total, fetched.digest, latest)
+        after, last, count, total, latest, keys, fps, version = hint
+        return SweepPage(after, last, count, total, fetched.digest, latest, keys, fps, version)
 
     def _sweep_pages(self, sweep: Sweep) -> AsyncIterator[PageLike]:
         if paging_of(sweep.source) == "offset" or cockpit_list(sweep.source):

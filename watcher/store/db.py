@@ -192,7 +192,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     (
         9,
-        "snapshot keys by source: the fingerprint index goes (a changed record wrote it too)",
+        "sweep pages keep their window's fingerprints; snapshots indexed by key only",
         (
             # Keys only: an index entry never changes when a record does, so an update
             # writes one page (the record's), where the fingerprint index made it two
@@ -200,6 +200,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             # and key scans (status, missing keys) still read the narrow index.
             "CREATE INDEX IF NOT EXISTS snapshots_keys ON snapshots (source, key)",
             "DROP INDEX IF EXISTS snapshots_fp",
+            # Rows are now trusted while they exist (watcher.store.sweep_pages): those
+            # of older versions were only checked hints.
+            "DELETE FROM sweep_pages",
+            "ALTER TABLE sweep_pages ADD COLUMN keys INTEGER",
+            "ALTER TABLE sweep_pages ADD COLUMN fps BLOB",
         ),
     ),
 )

@@ -38,7 +38,7 @@ from watcher.store.runs import Polls, add_poll_counts
 from watcher.store.snapshots import Snapshots, write_snapshots
 from watcher.store.state import SourceState, States, write_state
 from watcher.store.sweep_keys import SweepKeys
-from watcher.store.sweep_pages import SweepPage, SweepPages, write_sweep_page
+from watcher.store.sweep_pages import SweepPage, SweepPages, drop_hints, write_sweep_page
 
 __all__ = ["PageCommit", "SourceState", "Store", "StoredEvent", "event_text"]
 
@@ -125,6 +125,9 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
             write_snapshots(
                 conn, source, page.writes, page.deletes, field_set=page.field_set, now=now
             )
+            if page.writes or page.deletes or page.sweep_page is not None:
+                keys = [key for key, _, _ in page.writes]
+                drop_hints(conn, source, [*keys, *page.deletes], page.sweep_page)
             if page.events:
                 committed = insert_events(
                     conn,

@@ -109,10 +109,12 @@ class SweepKeys:
     # steady sweep's time). The poll engine falls back to the seen-set
     # (:meth:`seen_from_window`) when a page breaks the order.
 
-    def window(self, source: str, prints: dict[str, int], after: str | None) -> dict[str, int]:
+    def window(
+        self, source: str, prints: dict[str, int], after: str | None
+    ) -> tuple[dict[str, int], int]:
         """Stored fingerprints of a page (``prints``: its keys and fingerprints) whose
         keys all sort after ``after`` (the last key of the page before; ``None`` for the
-        first page).
+        first page), and how many stored keys of the window the page lacks.
 
         The stored keys from ``after`` (exclusive) to the page's highest key are one
         range of the primary key. Their fingerprints alone are read, in key order, and
@@ -129,7 +131,7 @@ class SweepKeys:
         with translate_errors("read snapshots"):
             same_keys = self._same_keys(prints, args)
             if same_keys is not None:
-                return same_keys
+                return same_keys, 0
             stored: dict[str, int] = dict(
                 self.conn.execute(
                     f"SELECT key, fp FROM snapshots WHERE {_WINDOW} ORDER BY key", args
@@ -140,7 +142,7 @@ class SweepKeys:
             for key in gone:
                 del stored[key]
             self._missing_insert(source, ((source, key) for key in sorted(gone)))
-        return stored
+        return stored, len(gone)
 
     def _same_keys(
         self, prints: dict[str, int], args: tuple[str, str, str]

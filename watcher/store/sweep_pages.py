@@ -1,35 +1,77 @@
 """Pages a full sweep read before: a page whose reply is the same again is settled
-without looking at its records.
+without looking at its records, and a page that changed is set against the stored
+fingerprints of its window without reading them from the snapshots.
 
 A sweep in key order reads the key space in windows, one a page
 (:meth:`watcher.store.sweep_keys.SweepKeys.window`). When a window's page was read
 the usual way, the store keeps a row for it (table ``sweep_pages``): where the window
 starts (``after``, the previous page's last key; ``""`` for the first), its last key,
 how many records the page had and the exact sum of their fingerprints, the page's
-latest modified date, and the digest of the reply's bytes
-(:func:`watcher.gainsight.envelope.reply_digest`).
+latest modified date, the digest of the reply's bytes
+(:func:`watcher.gainsight.envelope.reply_digest`), the digest of the page's keys in
+the order read (:func:`keys_digest`) and their fingerprints in that order
+(:func:`pack_fingerprints`, 8 bytes each).
 
-The next sweep's page that starts at the same key with the same digest carries the
-same records, so the same fingerprints. If the stored window still holds that many
-snapshots with that sum, nothing changed there since - the same test as
-:meth:`~watcher.store.sweep_keys.SweepKeys.window`, with the page's side known
-without fingerprinting it - and the page is settled. Anything else (another digest,
-a snapshot written or deleted in the window since, by the fast lane or anyone) reads
-the page the usual way. A row is only ever a hint that this test checks: a stale one
-costs nothing but its room, and each completed sweep drops the rows of windows it
-no longer has (:meth:`SweepPages.sweep_pages_keep`).
+A row describes the stored window exactly, for as long as it exists:
+
+- it is written in the transaction that stored the page, and only when every record
+  of the page was stored as read (a record skipped, or kept back by the sweep guard,
+  leaves no row);
+- when another connection committed between the read of the window and that
+  transaction (another watcher process; ``PRAGMA data_version`` tells), the window is
+  first counted and summed again from the snapshots, and the row is written only if
+  it still matches;
+- every commit that writes or deletes a snapshot drops the rows whose window holds
+  its key (:func:`drop_hints`, same transaction), and a window's new row replaces
+  every row it overlaps, so rows never overlap.
+
+The next sweep's page that starts at the same key with the same reply digest carries
+the same records: it is settled. A page with another digest but the same keys in the
+same order (records changed, none came or went) takes its stored fingerprints from
+the row. Anything else reads the window from the snapshots. Each completed sweep
+drops the rows of windows it no longer has (:meth:`SweepPages.sweep_pages_keep`).
 """
 
 # SQL text only interpolates "?" placeholders
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+
+import xxhash
 
 from watcher.store.db import translate_errors
 from watcher.store.snapshots import key_array
 from watcher.store.sweep_keys import window_sum
+
+_BIG_ENDIAN = sys.byteorder == "big"
+_SIGNED = 1 << 63
+
+
+def keys_digest(keys: Iterable[str]) -> int:
+    """A signed 64-bit digest of ``keys`` in their order (NUL between them)."""
+    text = "\x00".join(keys).encode("utf-8", "surrogatepass")
+    return xxhash.xxh3_64_intdigest(text) - _SIGNED
+
+
+def pack_fingerprints(prints: Iterable[int]) -> bytes:
+    """Fingerprints as 8-byte little-endian signed integers, in order."""
+    values = array("q", prints)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values.tobytes()
+
+
+def unpack_fingerprints(blob: bytes) -> array[int]:
+    values = array("q")
+    values.frombytes(blob)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +84,22 @@ class SweepPage:
     fp_sum: int  # the exact sum of the records' fingerprints
     digest: int  # of the reply (watcher.gainsight.envelope.reply_digest)
     top: str | None  # the page's latest modified date (ISO), None when it had none
+    keys: int  # keys_digest of the page's keys, in the order read
+    fps: bytes  # pack_fingerprints of their fingerprints, same order
+    #: ``PRAGMA data_version`` before the window was read (not stored): the commit
+    #: checks the window again only if another connection wrote since.
+    read_version: int | None = None
+
+    def fingerprints(self, prints: dict[str, int], keys: int) -> dict[str, int] | None:
+        """The stored fingerprints of a page read in this window (``prints``: its keys
+        and fingerprints; ``keys``: :func:`keys_digest` of them) when it has exactly the
+        window's keys in the same order; else ``None``. ``prints`` itself when none
+        differs."""
+        if keys != self.keys or len(prints) != self.count or len(self.fps) != 8 * self.count:
+            return None
+        if pack_fingerprints(prints.values()) == self.fps:
+            return prints
+        return dict(zip(prints, unpack_fingerprints(self.fps), strict=True))
 
 
 class SweepPages:
@@ -49,23 +107,24 @@ class SweepPages:
 
     conn: sqlite3.Connection
 
-    def settled_page(self, source: str, after: str | None, digest: int) -> SweepPage | None:
-        """The window starting after ``after`` if a page with reply ``digest`` was read
-        there before and the stored window has not changed since; else ``None``."""
+    def sweep_page(self, source: str, after: str | None) -> SweepPage | None:
+        """The row of the window that starts after ``after``, if there is one."""
         start = after or ""
         with translate_errors("read sweep pages"):
             row = self.conn.execute(
-                "SELECT last, count, fp_sum, top FROM sweep_pages "
-                "WHERE source = ? AND after = ? AND digest = ?",
-                (source, start, digest),
+                "SELECT last, count, fp_sum, digest, top, keys, fps FROM sweep_pages "
+                "WHERE source = ? AND after = ?",
+                (source, start),
             ).fetchone()
-            if row is None:
-                return None
-            last, count, fp_sum, top = row
-            stored = window_sum(self.conn, source, start, last)
-        if not count or stored != (count, int(fp_sum)):
+        if row is None or row[5] is None or row[6] is None:
             return None
-        return SweepPage(start, last, count, int(fp_sum), digest, top)
+        last, count, fp_sum, digest, top, keys, fps = row
+        return SweepPage(start, last, count, int(fp_sum), digest, top, keys, bytes(fps))
+
+    def data_version(self) -> int:
+        """SQLite's ``data_version``: it moves when another connection commits."""
+        with translate_errors("read data version"):
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def sweep_pages_keep(self, source: str, afters: Sequence[str]) -> None:
         """Drop ``source``'s rows for windows other than ``afters`` (those of the sweep
@@ -78,10 +137,70 @@ class SweepPages:
             )
 
 
+def drop_hints(
+    conn: sqlite3.Connection, source: str, keys: Collection[str], window: SweepPage | None
+) -> None:
+    """Drop the rows whose window holds one of ``keys`` (written or deleted now), and
+    those ``window`` overlaps (in the caller's transaction).
+
+    Rows never overlap, so the row that may hold a key is the one starting last
+    before it. A page's keys are all in its own window: one statement. Other keys
+    (the fast lane's, a delete's) are placed among the source's rows (a few hundred
+    at most) by bisection.
+    """
+    outside = keys
+    if window is not None:
+        conn.execute(
+            "DELETE FROM sweep_pages WHERE source = ? AND after < ? AND last > ?",
+            (source, window.last, window.after),
+        )
+        if keys and (min(keys) <= window.after or max(keys) > window.last):
+            outside = [k for k in keys if not window.after < k <= window.last]
+        else:
+            outside = ()
+    if not outside:
+        return
+    rows = conn.execute(
+        "SELECT after, last FROM sweep_pages WHERE source = ? ORDER BY after", (source,)
+    ).fetchall()
+    if not rows:
+        return
+    afters = [after for after, _ in rows]
+    hit: set[str] = set()
+    for key in outside:
+        at = bisect_left(afters, key) - 1  # the row starting last before the key
+        if at >= 0 and key <= rows[at][1]:
+            hit.add(afters[at])
+    conn.executemany(
+        "DELETE FROM sweep_pages WHERE source = ? AND after = ?",
+        ((source, after) for after in sorted(hit)),
+    )
+
+
 def write_sweep_page(conn: sqlite3.Connection, source: str, page: SweepPage) -> None:
-    """Keep ``page`` for the next sweep (in the caller's transaction)."""
+    """Keep ``page`` for the next sweep (in the caller's transaction, after the page's
+    snapshots and :func:`drop_hints`), if the stored window is what it says."""
+    # Another connection committed since the window was read: count it again.
+    moved = page.read_version is None or page.read_version != _data_version(conn)
+    if moved and window_sum(conn, source, page.after, page.last) != (page.count, page.fp_sum):
+        return
     conn.execute(
         "INSERT OR REPLACE INTO sweep_pages "
-        "(source, after, last, count, fp_sum, digest, top) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (source, page.after, page.last, page.count, str(page.fp_sum), page.digest, page.top),
+        "(source, after, last, count, fp_sum, digest, top, keys, fps) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            source,
+            page.after,
+            page.last,
+            page.count,
+            str(page.fp_sum),
+            page.digest,
+            page.top,
+            page.keys,
+            page.fps,
+        ),
     )
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
