@@ -15,18 +15,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from watcher.core.events import CloudEvent, order_key, with_sequence
 from watcher.store.db import translate_errors
 from watcher.store.deliveries import DeliveryRow, Route, delivery_rows, insert_deliveries
 
 
 def event_text(event: Mapping[str, Any]) -> str:
-    """The CloudEvent as stored and delivered: UTF-8 JSON, escapes only where needed.
+    """The CloudEvent as stored and delivered: compact UTF-8 JSON, escapes only where
+    needed, one line.
 
-    Strict JSON: a ``NaN`` or ``Infinity`` raises ``ValueError`` instead of writing a
-    token strict receivers reject (records never carry one: see
-    :mod:`watcher.core.normalize`).
+    Written by orjson (a fifth of the stdlib's time, and a tenth fewer bytes without
+    the spaces). What orjson refuses (an integer beyond 64 bits, a lone surrogate) is
+    written by the stdlib, a lone surrogate as a \\u escape. Never a ``NaN`` or
+    ``Infinity`` token, which strict receivers reject: orjson writes ``null`` (records
+    never carry one: see :mod:`watcher.core.normalize`), the stdlib raises
+    ``ValueError``.
     """
+    try:
+        return _orjson_dumps(event).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        pass
     text = _encode(event)
     try:
         text.encode("utf-8")
@@ -35,10 +45,10 @@ def event_text(event: Mapping[str, Any]) -> str:
     return text
 
 
-# Built once: json.dumps with arguments builds an encoder per call (a sweep writes
-# thousands of events). The same text as json.dumps(event, ensure_ascii=..., allow_nan=False).
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_encode_ascii = json.JSONEncoder(allow_nan=False).encode
+# Built once: json.dumps with arguments builds an encoder per call.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_orjson_dumps = orjson.dumps
 
 
 @dataclass(frozen=True)
