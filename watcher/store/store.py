@@ -31,6 +31,7 @@ from watcher.core.events import CloudEvent
 from watcher.core.normalize import Record
 from watcher.dates import format_utc
 from watcher.errors import StoreError
+from watcher.store.checkpoint import Checkpointer
 from watcher.store.db import migrate, open_database, transaction, translate_errors
 from watcher.store.deliveries import Route
 from watcher.store.events import Events, StoredEvent, event_text, insert_events
@@ -75,6 +76,8 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
         migrate(db, self.clock.now)
         self.conn: sqlite3.Connection = db.conn
         self._file = self._identify_file()
+        # WAL copied into the file on a thread of its own (none for a memory database).
+        self._checkpointer = Checkpointer(self._file[0]) if self._file else None
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Clock | None = None) -> Store:
@@ -110,6 +113,8 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
             )
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with translate_errors("close"):
             self.conn.close()
 
@@ -143,4 +148,6 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
                 add_poll_counts(conn, page.poll_id, page.poll_counts)
             if page.sweep_page is not None:
                 write_sweep_page(conn, source, page.sweep_page)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         return committed
