@@ -12,6 +12,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 _ISO = re.compile(
@@ -26,8 +27,14 @@ _DATE_NAME = re.compile(r"(date|time|_on$|On$|At$|_at$)", re.IGNORECASE)
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
+@lru_cache(maxsize=64)
 def format_utc(value: datetime) -> str:
-    """Canonical text of an aware datetime: ``2026-11-23T16:00:00.123Z``."""
+    """Canonical text of an aware datetime: ``2026-11-23T16:00:00.123Z`` (a naive one
+    is taken as UTC).
+
+    Cached: a page's commit formats the same instant for each of its events and
+    deliveries. Equal aware instants give equal text whatever their zone, and a naive
+    datetime never equals an aware one, so the cache cannot mix them up."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)

@@ -4,6 +4,7 @@ old events, deliveries and polls are purged, and their data leaves the file."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from watcher.config import StoreConfig, parse_config
 from watcher.errors import ConfigError
 from watcher.store.db import open_database
 from watcher.store.outbox import Outbox
-from watcher.store.retention import Retention, purge, purge_file
+from watcher.store.retention import Retention, empty_wal, purge, purge_file
 from watcher.store.store import PageCommit, Store
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -161,7 +162,9 @@ def test_purged_data_leaves_the_file_and_the_space_is_given_back(
             ev["id"] = f"evt-pad{n}"
             store.commit("companies", PageCommit(events=[ev]))
         store.conn.execute("DELETE FROM deliveries WHERE event_id LIKE 'evt-pad%'")
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert store._checkpointer is not None
+        store._checkpointer.flush()  # the background checkpoint of the last commits is done
+        assert empty_wal(store.conn)
         before = (tmp_path / "watcher.db").stat().st_size
         result = purge(store.db, Retention.from_config(StoreConfig()), clock.now())
         assert result.events == 203
@@ -263,4 +266,25 @@ def test_a_record_deleted_in_gainsight_leaves_no_bytes_after_the_next_purge(
         assert secret.encode() not in data
         assert b"kept" in data
     finally:
+        store.close()
+
+
+def test_emptying_the_wal_tries_again_while_another_connection_holds_it(tmp_path: Path) -> None:
+    """A reader on an old snapshot (or another checkpoint) makes SQLite answer busy: the
+    WAL is left for the next try, and emptied once the other connection is done."""
+    store = Store.open(tmp_path / "w.db", clock=FakeClock())
+    store.commit("companies", PageCommit(events=[event("created", key="k1")]))
+    reader = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM events").fetchone()
+    store.commit("companies", PageCommit(events=[event("created", key="k2")]))
+    conn = sqlite3.connect(tmp_path / "w.db", isolation_level=None)  # no busy timeout
+    try:
+        assert not empty_wal(conn, tries=2, wait_s=0)
+        reader.execute("COMMIT")
+        assert empty_wal(conn, tries=1)
+        assert (tmp_path / "w.db-wal").stat().st_size == 0
+    finally:
+        reader.close()
+        conn.close()
         store.close()

@@ -195,10 +195,11 @@ class PageWork:
             if sweep.covered is None or min(keys) > sweep.covered:
                 after = sweep.covered or ""
                 digest = keys_digest(keys)
+                packed = pack_fingerprints(found.prints.values())
                 hint = sweep.hint
                 stored, gone = None, 0
                 if hint is not None and hint.after == after:  # the last sweep's row
-                    stored = hint.fingerprints(found.prints, digest)
+                    stored = hint.fingerprints(found.prints, digest, packed)
                 if stored is None:
                     stored, gone = self.store.window(name, found.prints, sweep.covered)
                 last = max(keys)
@@ -206,15 +207,14 @@ class PageWork:
                 # when something is odd in the page, or stored keys of the window are
                 # missing from it (they stay stored until the sweep's deletes).
                 if found.clean and not gone:
-                    prints = found.prints.values()
                     sweep.window_page = (
                         after,
                         last,
                         len(keys),
-                        sum(prints),
+                        sum(found.prints.values()),
                         found.latest,
                         digest,
-                        pack_fingerprints(prints),
+                        packed,
                         sweep.read_version,
                     )
                 sweep.covered = last

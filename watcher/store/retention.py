@@ -19,6 +19,7 @@ back: ``sequence`` is ``AUTOINCREMENT``, so purged numbers are not reused.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 #: Rows deleted per transaction: short write locks while polls run.
 BATCH = 2000
+# A WAL truncation that meets another checkpoint is tried again this often, this far apart.
+TRUNCATE_TRIES = 50
+TRUNCATE_WAIT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ def give_back(db: Database) -> int:
     with translate_errors("give space back"):
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         before = int(conn.execute("PRAGMA page_count").fetchone()[0])
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        empty_wal(conn)
         if int(conn.execute("PRAGMA freelist_count").fetchone()[0]):
             if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
                 # executescript steps it to the end (execute() frees one page per step)
@@ -178,9 +182,27 @@ def give_back(db: Database) -> int:
                     raise StoreError(
                         f"store: VACUUM could not run now ({exc}); retry later"
                     ) from exc
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        empty_wal(conn)
         after = int(conn.execute("PRAGMA page_count").fetchone()[0])
     return max(0, before - after) * page_size
+
+
+def empty_wal(
+    conn: sqlite3.Connection, *, tries: int = TRUNCATE_TRIES, wait_s: float = TRUNCATE_WAIT_S
+) -> bool:
+    """Copy the whole WAL into the file and truncate it to zero bytes; whether it was.
+
+    SQLite answers busy at once, without waiting, while another connection checkpoints
+    (the store's background checkpointer, :mod:`watcher.store.checkpoint`, for a
+    fraction of a second): try again a few times before leaving it to the next purge.
+    """
+    for attempt in range(tries):
+        busy = int(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+        if not busy:
+            return True
+        if attempt + 1 < tries:
+            time.sleep(wait_s)
+    return False
 
 
 def purge_file(
