@@ -13,8 +13,10 @@ their work elsewhere. Against it, for each N:
   **steady** sweep (nothing changed; run three times, alternating with floor runs, the
   fastest counts) and a **1% changed** sweep (the server switches to a second set of
   page bytes in which every hundredth company has a new Arr and ModifiedDate; run
-  twice, each time from the unchanged state, alternating with floor runs over the
-  changed pages, the fastest counts).
+  three times, each time from the unchanged state and right after a floor run over the
+  changed pages, the fastest of each side counts; the ratio of each run to the floor
+  run just before it is printed too, with their median, which the machine's drift
+  between minutes does not move).
 
 The steady runs follow the baseline, which left a hint for each page's key window: their
 pages are settled by the reply's digest (the summary's ``settled`` line), as a real
@@ -62,7 +64,7 @@ SELECT = (
     "RenewalDate", "OriginalContractDate", "TickerSymbol", "CreatedDate", "ModifiedDate",
 )  # fmt: skip
 STEADY_RUNS = 3
-CHANGED_RUNS = 2
+CHANGED_RUNS = 3
 TARGETS = {"steady": 2.0, "baseline_rps": 60_000, "changed": 2.5, "rss_mb": 150}
 
 
@@ -374,9 +376,9 @@ def bench(n: int, folder: Path) -> dict[str, float]:
             floors.append(timed(floor_cmd))
             steady.append(timed(poll, env))
         floors.append(timed(floor_cmd))
-        # Two 1% changed runs, each from the unchanged state (a sweep of the unchanged
-        # pages between them puts it back), alternating with floor runs over the
-        # changed pages; the fastest of each count.
+        # Three 1% changed runs, each from the unchanged state (a sweep of the unchanged
+        # pages between them puts it back), each right after a floor run over the
+        # changed pages: as many runs on each side, the fastest of each count.
         changed_floors, changed_runs = [], []
         for n_run in range(CHANGED_RUNS):
             if n_run:
@@ -385,7 +387,6 @@ def bench(n: int, folder: Path) -> dict[str, float]:
             admin(base, "POST", "/__bench/variant", b'{"variant": "changed"}')
             changed_floors.append(timed(floor_cmd))
             changed_runs.append(timed(poll, env))
-        changed_floors.append(timed(floor_cmd))
         changed = min(changed_runs, key=lambda r: r.seconds)
         stats = admin(base, "GET", "/__bench/stats")
     finally:
@@ -416,6 +417,13 @@ def bench(n: int, folder: Path) -> dict[str, float]:
     print(f"  steady runs    {' '.join(f'{r.seconds:.2f}' for r in steady)} s")
     print(f"  changed runs   {' '.join(f'{r.seconds:.2f}' for r in changed_runs)} s; "
           f"floor, changed {' '.join(f'{r.seconds:.2f}' for r in changed_floors)} s")  # fmt: skip
+    # Each run against the floor run just before it: the machine's drift between
+    # minutes cancels out of these ratios (their median is printed beside the fastest).
+    pairs = sorted(r.seconds / f.seconds for r, f in zip(changed_runs, changed_floors, strict=True))
+    print(
+        f"  changed, paired {' '.join(f'{x:.2f}x' for x in pairs)} "
+        f"(median {pairs[len(pairs) // 2]:.2f}x)"
+    )
     print(f"  page server    {stats['served']}", flush=True)
     if stats["refused"]:
         print(f"  REFUSED        {stats['refused']}")
