@@ -269,7 +269,7 @@ def _plain_page(
     latest = number_to_date(max(stamps))
     if type(latest) is not str or latest > ceiling:
         return None  # implausible or future stamps are reported by the slow path
-    fingerprints = page_fingerprints(records)
+    fingerprints = page_fingerprints(records, mappings=True)
     if fingerprints is None:
         return None
     prints = dict(zip(keys, fingerprints, strict=True))

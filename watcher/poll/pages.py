@@ -116,6 +116,9 @@ class PageWork:
             result.created += len(changed)
             return page
         afters = self._normalized(sweep, changed, fresh)
+        # The stored records too, a page's worth at a time (each alone if one fails).
+        bodies = {key: row[0] for key, row in befores.items()}
+        olds = self._normalized(sweep, list(bodies), bodies)
         now = self.clock.now()
         for key in changed:
             if key in sweep.lane_deleted and key not in stored:
@@ -125,7 +128,7 @@ class PageWork:
             before = befores.get(key)
             try:
                 after = afters.get(key) or normalize_record(fresh[key], sweep.source.date_fields)
-                outcome = self._compare(sweep, key, after, before)
+                outcome = self._compare(sweep, key, after, before, olds.get(key))
             except RECORD_ERRORS as exc:
                 why = f"not comparable ({exc!r:.200})"
                 sweep.odd.skip(records, fresh[key], page_number, why)
@@ -240,7 +243,12 @@ class PageWork:
         return dict(zip(keys, records, strict=True))
 
     def _compare(
-        self, sweep: Sweep, key: str, after: Record, stored: tuple[Record, int] | None
+        self,
+        sweep: Sweep,
+        key: str,
+        after: Record,
+        stored: tuple[Record, int] | None,
+        stored_normalized: Record | None = None,
     ) -> Change | Touch | None:
         """Compare the normalized record ``after`` with the stored one, under today's rules.
 
@@ -255,7 +263,9 @@ class PageWork:
         ignore, reselected = self._ignored(sweep, set_id)
         if reselected:
             sweep.result.reselected += 1
-        return compare(key, normalize_record(body, sweep.source.date_fields), after, ignore)
+        if stored_normalized is None:
+            stored_normalized = normalize_record(body, sweep.source.date_fields)
+        return compare(key, stored_normalized, after, ignore)
 
     def _older(
         self, sweep: Sweep, key: str, after: Record, stored: tuple[Record, int] | None
