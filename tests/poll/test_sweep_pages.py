@@ -331,3 +331,10 @@ async def test_the_simulated_tenant_over_http_settles_its_unchanged_pages(
             changes = [(e.cloudevent()["data"]["change"], e.subject) for e in store.list_events()]
             assert changes == [("updated", key)]
             store.close()
+
+
+def test_a_keys_digest_tells_apart_keys_that_join_to_the_same_text() -> None:
+    assert keys_digest(["a\x00b", "c"]) != keys_digest(["a", "b\x00c"])
+    assert keys_digest(["a", "b"]) == keys_digest({"a": 1, "b": 2}.keys())
+    assert keys_digest(["a", "b"]) != keys_digest(["b", "a"])
+    assert -(2**63) <= keys_digest(["\ud800"]) < 2**63  # any text, even a lone surrogate

@@ -52,10 +52,13 @@ _BIG_ENDIAN = sys.byteorder == "big"
 _SIGNED = 1 << 63
 
 
-def keys_digest(keys: Iterable[str]) -> int:
-    """A signed 64-bit digest of ``keys`` in their order (NUL between them)."""
-    text = "\x00".join(keys).encode("utf-8", "surrogatepass")
-    return xxhash.xxh3_64_intdigest(text) - _SIGNED
+def keys_digest(keys: Collection[str]) -> int:
+    """A signed 64-bit digest of ``keys`` in their order: their text, NUL between
+    them, and their lengths (so a key holding a NUL itself cannot make two lists of
+    as many keys read the same)."""
+    digest = xxhash.xxh3_64("\x00".join(keys).encode("utf-8", "surrogatepass"))
+    digest.update(array("q", map(len, keys)).tobytes())
+    return digest.intdigest() - _SIGNED
 
 
 def pack_fingerprints(prints: Iterable[int]) -> bytes:
