@@ -92,3 +92,27 @@ def test_a_reader_on_an_old_snapshot_only_delays_the_copy(tmp_path: Path) -> Non
     assert checkpointer.last is not None
     assert checkpointer.last[2] == checkpointer.last[1]
     store.close()
+
+
+def test_the_checkpointer_never_creates_a_missing_file(tmp_path: Path) -> None:
+    gone = tmp_path / "deleted.db"
+    checkpointer = Checkpointer(str(gone), every=1)
+    with capture_logs() as logs:
+        checkpointer.flush()
+    checkpointer.close()
+    assert not gone.exists()
+    assert [e["event"] for e in logs] == ["store.checkpoint_failed"]
+
+
+def test_a_path_with_spaces_and_url_characters_is_checkpointed(tmp_path: Path) -> None:
+    folder = tmp_path / "a store #1 ?x"
+    folder.mkdir()
+    store = Store.open(folder / "w.db", clock=FakeClock())
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    store.commit("companies", _page(1))
+    checkpointer.flush()
+    assert checkpointer.last is not None
+    assert checkpointer.last[0] == 0
+    assert checkpointer.last[1] == checkpointer.last[2] > 0
+    store.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from urllib.request import pathname2url
 
 from watcher.logging import get_logger
 
@@ -86,7 +87,10 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None)
+            # mode=rw: never create the file (one deleted behind the store stays gone,
+            # for Store.check_file to report).
+            uri = f"file:{pathname2url(self.path)}?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         except sqlite3.Error as exc:
             self._warn(exc)
             self._finish_round(ended=True)
