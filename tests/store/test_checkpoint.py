@@ -29,7 +29,7 @@ def _checkpoint_threads() -> list[threading.Thread]:
 
 def test_every_few_commits_the_wal_is_copied_in_the_background(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "w.db", clock=FakeClock())
-    checkpointer = store._checkpointer
+    checkpointer = store.checkpointer
     assert checkpointer is not None
     before = len(_checkpoint_threads())
     for i in range(CHECKPOINT_EVERY - 1):
@@ -53,7 +53,7 @@ def test_every_few_commits_the_wal_is_copied_in_the_background(tmp_path: Path) -
 
 def test_a_memory_store_has_no_checkpointer() -> None:
     store = Store.open(":memory:", clock=FakeClock())
-    assert store._checkpointer is None
+    assert store.checkpointer is None
     store.commit("companies", _page(1))
     store.close()
 
@@ -76,7 +76,7 @@ def test_a_reader_on_an_old_snapshot_only_delays_the_copy(tmp_path: Path) -> Non
     """PASSIVE: a reader still in a transaction keeps some frames in the log; the
     checkpoint copies what it can, blocks no one, and a later one copies the rest."""
     store = Store.open(tmp_path / "w.db", clock=FakeClock())
-    checkpointer = store._checkpointer
+    checkpointer = store.checkpointer
     assert checkpointer is not None
     store.commit("companies", _page(1))
     reader = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
@@ -108,7 +108,7 @@ def test_a_path_with_spaces_and_url_characters_is_checkpointed(tmp_path: Path) -
     folder = tmp_path / "a store #1 ?x"
     folder.mkdir()
     store = Store.open(folder / "w.db", clock=FakeClock())
-    checkpointer = store._checkpointer
+    checkpointer = store.checkpointer
     assert checkpointer is not None
     store.commit("companies", _page(1))
     checkpointer.flush()

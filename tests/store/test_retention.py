@@ -162,8 +162,8 @@ def test_purged_data_leaves_the_file_and_the_space_is_given_back(
             ev["id"] = f"evt-pad{n}"
             store.commit("companies", PageCommit(events=[ev]))
         store.conn.execute("DELETE FROM deliveries WHERE event_id LIKE 'evt-pad%'")
-        assert store._checkpointer is not None
-        store._checkpointer.flush()  # the background checkpoint of the last commits is done
+        assert store.checkpointer is not None
+        store.checkpointer.flush()  # the background checkpoint of the last commits is done
         assert empty_wal(store.conn)
         before = (tmp_path / "watcher.db").stat().st_size
         result = purge(store.db, Retention.from_config(StoreConfig()), clock.now())

@@ -76,8 +76,9 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
         migrate(db, self.clock.now)
         self.conn: sqlite3.Connection = db.conn
         self._file = self._identify_file()
-        # WAL copied into the file on a thread of its own (none for a memory database).
-        self._checkpointer = Checkpointer(self._file[0]) if self._file else None
+        #: Copies the WAL into the file on a thread of its own (None for a memory
+        #: database); :meth:`close` stops it.
+        self.checkpointer = Checkpointer(self._file[0]) if self._file else None
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Clock | None = None) -> Store:
@@ -113,8 +114,8 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
             )
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         with translate_errors("close"):
             self.conn.close()
 
@@ -148,6 +149,6 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
                 add_poll_counts(conn, page.poll_id, page.poll_counts)
             if page.sweep_page is not None:
                 write_sweep_page(conn, source, page.sweep_page)
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
         return committed
