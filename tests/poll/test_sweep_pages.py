@@ -36,8 +36,8 @@ def _counting(tmp_path: Path, n: int = 40) -> tuple[Harness, _Points]:
     return Harness(tmp_path / "w.db", tenant(n), hook=points.update_one), points
 
 
-def _hints(h: Harness) -> list[tuple[str, str, int]]:
-    rows = h.store.conn.execute(
+def _hints(store: Store) -> list[tuple[str, str, int]]:
+    rows = store.conn.execute(
         "SELECT after, last, count FROM sweep_pages WHERE source = 'companies' ORDER BY after"
     ).fetchall()
     return [tuple(r) for r in rows]
@@ -49,7 +49,7 @@ async def test_an_unchanged_tenant_is_settled_page_by_page_without_reading_rows(
     h, points = _counting(tmp_path)
     src = source_config()
     await h.poller.poll(src)  # the baseline reads every page and leaves a hint for each
-    assert _hints(h) == [
+    assert _hints(h.store) == [
         ("", _key(9), 10),
         (_key(9), _key(19), 10),
         (_key(19), _key(29), 10),
@@ -97,7 +97,7 @@ async def test_a_snapshot_changed_behind_the_sweep_is_compared_again(tmp_path: P
     await h.poller.poll(src)
     key = _key(12)
     h.store.commit("companies", PageCommit(writes=[(key, 1, company(12, Arr=7.0))]))
-    assert _key(9) not in [after for after, _, _ in _hints(h)]  # window 2's hint is gone
+    assert _key(9) not in [after for after, _, _ in _hints(h.store)]  # window 2's hint is gone
     points.clear()
 
     result = await h.poller.poll(src)
@@ -145,9 +145,7 @@ async def test_a_changed_page_takes_its_stored_fingerprints_from_the_hint(
     assert h.changes() == [("updated", _key(15))]
 
 
-def _hint_for(
-    store: Store, after: str, last: str, prints: dict[str, int], version: int
-) -> SweepPage:
+def _hint_for(after: str, last: str, prints: dict[str, int], version: int) -> SweepPage:
     return SweepPage(
         after=after,
         last=last,
@@ -175,12 +173,12 @@ def test_a_hint_is_checked_again_when_another_connection_wrote_since_the_read(
 
     version = mine.data_version()
     theirs.commit("companies", PageCommit(writes=[("K9", 19, {"Gsid": "K9"})]))  # elsewhere
-    mine.commit("companies", PageCommit(sweep_page=_hint_for(mine, "", "K3", prints, version)))
+    mine.commit("companies", PageCommit(sweep_page=_hint_for("", "K3", prints, version)))
     assert mine.sweep_page("companies", "") is not None  # the window still matches
 
     version = mine.data_version()
     theirs.commit("companies", PageCommit(writes=[("K2", 99, {"Gsid": "K2", "Arr": 1})]))
-    mine.commit("companies", PageCommit(sweep_page=_hint_for(mine, "", "K3", prints, version)))
+    mine.commit("companies", PageCommit(sweep_page=_hint_for("", "K3", prints, version)))
     assert mine.sweep_page("companies", "") is None  # K2 changed in between: no hint
     mine.close()
     theirs.close()
@@ -191,24 +189,17 @@ def test_a_write_drops_only_the_hint_whose_window_holds_the_key(tmp_path: Path) 
     windows = [("", "K2", {"K1": 1, "K2": 2}), ("K2", "K4", {"K3": 3, "K4": 4})]
     for after, last, prints in windows:
         writes = [(k, fp, {"Gsid": k}) for k, fp in prints.items()]
-        hint = _hint_for(store, after, last, prints, store.data_version())
+        hint = _hint_for(after, last, prints, store.data_version())
         store.commit("companies", PageCommit(writes=writes, sweep_page=hint))
-    assert [h[0] for h in _store_hints(store)] == ["", "K2"]
+    assert [row[0] for row in _hints(store)] == ["", "K2"]
     store.commit("companies", PageCommit(writes=[("K3", 33, {"Gsid": "K3"})]))
-    assert [h[0] for h in _store_hints(store)] == [""]
+    assert [row[0] for row in _hints(store)] == [""]
     store.commit("companies", PageCommit(writes=[("K5", 5, {"Gsid": "K5"})]))  # past them all
     store.commit("other", PageCommit(deletes=["K1"]))  # another source
-    assert [h[0] for h in _store_hints(store)] == [""]
+    assert [row[0] for row in _hints(store)] == [""]
     store.commit("companies", PageCommit(deletes=["K1"]))
-    assert _store_hints(store) == []
+    assert _hints(store) == []
     store.close()
-
-
-def _store_hints(store: Store) -> list[tuple[str, str]]:
-    rows = store.conn.execute(
-        "SELECT after, last FROM sweep_pages WHERE source = 'companies' ORDER BY after"
-    ).fetchall()
-    return [tuple(r) for r in rows]
 
 
 async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
@@ -230,7 +221,7 @@ async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
     assert (result.missing, result.deleted) == (1, 1)
     assert points["page_settled"] == 1  # page 1 only
     assert h.changes() == [("deleted", gone)]
-    assert _hints(h) == [
+    assert _hints(h.store) == [
         ("", _key(9), 10),
         (_key(20), _key(30), 10),
         (_key(30), _key(39), 9),
@@ -238,7 +229,7 @@ async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
     points.clear()
     await h.poller.poll(src)
     assert points["page_settled"] == 3
-    assert (_key(9), _key(20), 10) in _hints(h)
+    assert (_key(9), _key(20), 10) in _hints(h.store)
     points.clear()
     await h.poller.poll(src)
     assert points["page_settled"] == 4
@@ -250,14 +241,14 @@ async def test_pages_without_a_digest_leave_no_hint(tmp_path: Path) -> None:
     src = source_config()
     await h.poller.poll(src)
     await h.poller.poll(src)
-    assert (_hints(h), points["page_settled"]) == ([], 0)
+    assert (_hints(h.store), points["page_settled"]) == ([], 0)
 
 
 async def test_a_dry_run_neither_settles_nor_leaves_hints(tmp_path: Path) -> None:
     h, points = _counting(tmp_path)
     src = source_config()
     await h.poller.poll(src, dry_run=True)
-    assert _hints(h) == []
+    assert _hints(h.store) == []
     await h.poller.poll(src)
     points.clear()
     h.feed.records[_key(3)] = company(3, Arr=2.5)

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from sqlite_utils import Database
 from structlog.testing import capture_logs
 
 from watcher.clock import FakeClock
@@ -52,7 +53,7 @@ def test_every_few_commits_the_wal_is_copied_in_the_background(tmp_path: Path) -
 
 
 def test_a_memory_store_has_no_checkpointer() -> None:
-    store = Store.open(":memory:", clock=FakeClock())
+    store = Store(Database(memory=True), clock=FakeClock())
     assert store.checkpointer is None
     store.commit("companies", _page(1))
     store.close()

@@ -28,7 +28,7 @@ from watcher.poll.work import (
 )
 from watcher.rules.match import Router
 from watcher.store.store import PageCommit, Store
-from watcher.store.sweep_pages import keys_digest, pack_fingerprints
+from watcher.store.sweep_pages import SweepPage, keys_digest, pack_fingerprints
 
 
 class PageWork:
@@ -197,26 +197,28 @@ class PageWork:
                 return None
             if sweep.covered is None or min(keys) > sweep.covered:
                 after = sweep.covered or ""
-                digest = keys_digest(keys)
+                key_digest = keys_digest(keys)
                 packed = pack_fingerprints(found.prints.values())
                 hint = sweep.hint
                 stored, gone = None, 0
                 if hint is not None and hint.after == after:  # the last sweep's row
-                    stored = hint.fingerprints(found.prints, digest, packed)
+                    stored = hint.fingerprints(found.prints, key_digest, packed)
                 if stored is None:
                     stored, gone = self.store.window(name, found.prints, sweep.covered)
                 last = max(keys)
                 # A hint for the next sweep: the window as this page stores it, so not
                 # when something is odd in the page, or stored keys of the window are
-                # missing from it (they stay stored until the sweep's deletes).
-                if found.clean and not gone:
-                    sweep.window_page = (
+                # missing from it (they stay stored until the sweep's deletes), or the
+                # reply has no digest to settle it by.
+                if found.clean and not gone and sweep.reply_digest is not None:
+                    sweep.window_page = SweepPage(
                         after,
                         last,
                         len(keys),
                         sum(found.prints.values()),
+                        sweep.reply_digest,
                         found.latest,
-                        digest,
+                        key_digest,
                         packed,
                         sweep.read_version,
                     )

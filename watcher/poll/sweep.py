@@ -21,7 +21,6 @@ from watcher.poll.work import (
     collect_garbage,
 )
 from watcher.store.store import PageCommit
-from watcher.store.sweep_pages import SweepPage
 
 
 class FullSweep(Confirm):
@@ -54,7 +53,7 @@ class FullSweep(Confirm):
                     page = self._process(
                         sweep, fetched.records, mark_seen=True, page_number=fetched.number
                     )
-                    page.sweep_page = self._window_hint(sweep, fetched)
+                    page.sweep_page, sweep.window_page = sweep.window_page, None
                 page.poll_counts = {"pages": 1, "records": len(fetched.records)}
                 self._commit(sweep, page)
                 self.hook("page_committed")
@@ -94,6 +93,7 @@ class FullSweep(Confirm):
         on. Otherwise the row, if any, is kept for :meth:`_see`. Every page of a sweep in
         key order notes where its window starts (:attr:`Sweep.windows`), settled or not."""
         sweep.hint = sweep.read_version = None
+        sweep.reply_digest = fetched.digest
         if not (sweep.by_range and sweep.paging and fetched.records):
             return False
         sweep.windows.append(sweep.covered or "")
@@ -110,15 +110,6 @@ class FullSweep(Confirm):
             sweep.max_modified = hit.top
         self.hook("page_settled")
         return True
-
-    @staticmethod
-    def _window_hint(sweep: Sweep, fetched: PageLike) -> SweepPage | None:
-        """The page just compared, for the next sweep to settle it by its digest."""
-        hint, sweep.window_page = sweep.window_page, None
-        if hint is None or fetched.digest is None or not sweep.by_range:
-            return None
-        after, last, count, total, latest, keys, fps, version = hint
-        return SweepPage(after, last, count, total, fetched.digest, latest, keys, fps, version)
 
     def _sweep_pages(self, sweep: Sweep) -> AsyncIterator[PageLike]:
         if paging_of(sweep.source) == "offset" or cockpit_list(sweep.source):

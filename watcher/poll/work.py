@@ -17,9 +17,6 @@ from watcher.poll.intake import Oddities
 from watcher.store.sweep_pages import SweepPage
 
 Trigger = Literal["manual", "scheduled"]
-#: after, last key, records, sum of their fingerprints, latest modified date, keys
-#: digest, packed fingerprints, data version (the fields of a SweepPage but its digest)
-WindowPage = tuple[str, str, int, int, str | None, int, bytes, int | None]
 Hook = Callable[[str], None]
 
 # A hold below this many deletes would make tiny sources (a handful of CTAs)
@@ -133,13 +130,13 @@ class Sweep:
     #: page breaks the order (the seen-set takes over) and in dry runs.
     by_range: bool = False
     covered: str | None = None
-    #: The window the page just compared was read in, for the next sweep's hint: a
-    #: :class:`SweepPage` but for the reply's digest (set when the page is committed).
-    window_page: WindowPage | None = None
-    #: The row the last sweep left for the window of the page being read, and
-    #: ``PRAGMA data_version`` before it was read (watcher.store.sweep_pages).
+    #: The window the page just compared was read in, for the next sweep's hint.
+    window_page: SweepPage | None = None
+    #: Of the page being read: the row the last sweep left for its window, ``PRAGMA
+    #: data_version`` before it was read (watcher.store.sweep_pages), the reply's digest.
     hint: SweepPage | None = None
     read_version: int | None = None
+    reply_digest: int | None = None
     windows: list[str] = field(default_factory=list)  # where each window started
     paging: bool = False  # reading pages (not yet the reads by key that confirm deletes)
     #: A full sweep: keys the source's fast lane wrote or deleted while it ran (the

@@ -132,8 +132,8 @@ class Store(Snapshots, SweepKeys, SweepPages, Events, Polls, States):
                 conn, source, page.writes, page.deletes, field_set=page.field_set, now=now
             )
             if page.writes or page.deletes or page.sweep_page is not None:
-                keys = [key for key, _, _ in page.writes]
-                drop_hints(conn, source, [*keys, *page.deletes], page.sweep_page)
+                keys = [key for key, _, _ in page.writes] + page.deletes
+                drop_hints(conn, source, keys, page.sweep_page)
             if page.events:
                 committed = insert_events(
                     conn,

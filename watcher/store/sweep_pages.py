@@ -129,7 +129,7 @@ class SweepPages:
     def data_version(self) -> int:
         """SQLite's ``data_version``: it moves when another connection commits."""
         with translate_errors("read data version"):
-            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            return _data_version(self.conn)
 
     def sweep_pages_keep(self, source: str, afters: Sequence[str]) -> None:
         """Drop ``source``'s rows for windows other than ``afters`` (those of the sweep
