@@ -18,6 +18,7 @@ from watcher.config import SourceConfig
 from watcher.gainsight.envelope import reply_digest
 from watcher.poll import Poller
 from watcher.store import PageCommit, Store
+from watcher.store.store import Write
 from watcher.store.sweep_pages import SweepPage, keys_digest, pack_fingerprints
 from watcher.testing.sim import running_sim
 
@@ -188,7 +189,7 @@ def test_a_write_drops_only_the_hint_whose_window_holds_the_key(tmp_path: Path) 
     store = Store.open(tmp_path / "w.db", clock=FakeClock())
     windows = [("", "K2", {"K1": 1, "K2": 2}), ("K2", "K4", {"K3": 3, "K4": 4})]
     for after, last, prints in windows:
-        writes = [(k, fp, {"Gsid": k}) for k, fp in prints.items()]
+        writes: list[Write] = [(k, fp, {"Gsid": k}) for k, fp in prints.items()]
         hint = _hint_for(after, last, prints, store.data_version())
         store.commit("companies", PageCommit(writes=writes, sweep_page=hint))
     assert [row[0] for row in _hints(store)] == ["", "K2"]

@@ -21,7 +21,7 @@ from watcher.errors import ConfigError
 from watcher.store.db import open_database
 from watcher.store.outbox import Outbox
 from watcher.store.retention import Retention, empty_wal, purge, purge_file
-from watcher.store.store import PageCommit, Store
+from watcher.store.store import PageCommit, Store, Write
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86400.0
@@ -253,7 +253,8 @@ def test_a_record_deleted_in_gainsight_leaves_no_bytes_after_the_next_purge(
     store = Store.open(tmp_path / "watcher.db", clock=clock)
     try:
         secret = "Deleted-Record-Data-51c2"
-        writes = [(f"K{n}", n, {"Gsid": f"K{n}", "Name": secret + "y" * 3000}) for n in range(50)]
+        big = {"Name": secret + "y" * 3000}
+        writes: list[Write] = [(f"K{n}", n, {"Gsid": f"K{n}", **big}) for n in range(50)]
         writes.append(("KEEP", 99, {"Gsid": "KEEP", "Name": "kept"}))
         store.commit("companies", PageCommit(writes=writes))
         store.commit("companies", PageCommit(deletes=[f"K{n}" for n in range(50)]))

@@ -40,6 +40,7 @@ from watcher.gainsight.envelope import (
     Reply,
     decode_json,
     describe_error,
+    digest_without_id,
     envelope_request_id,
     error_desc,
     header_request_id,
@@ -51,6 +52,7 @@ from watcher.gainsight.envelope import (
 from watcher.gainsight.query import (
     iso_filter_value,
 )
+from watcher.gainsight.rows import read_page
 from watcher.httpread import MAX_REPLY_BYTES, ReplyTooLargeError, bounded_post
 from watcher.logging import get_logger, register_secret
 
@@ -228,15 +230,24 @@ class ApiCaller:
         return response, time.perf_counter() - started
 
     async def _call(
-        self, path: str, body: Mapping[str, Any] | None, *, priority: Priority
+        self,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        priority: Priority,
+        columns: tuple[str, str] | None = None,
     ) -> tuple[Reply, int]:
-        """POST with budget and retries; return the rows and the number of requests made."""
+        """POST with budget and retries; return the rows and the number of requests made.
+
+        ``columns``: the key and modified-date fields of the rows asked for; the usual
+        reply is then read as :class:`~watcher.gainsight.rows.RawRows` (each record's
+        bytes, its key and date; records parsed on demand)."""
         tries = _Tries()
         while True:
             await self.budget.acquire(priority)
             tries.calls += 1
             self.stats.requests += 1
-            outcome = await self._attempt(path, body, tries)
+            outcome = await self._attempt(path, body, tries, columns)
             if isinstance(outcome, Reply):
                 return outcome, tries.calls
             self.stats.retries += 1
@@ -253,7 +264,11 @@ class ApiCaller:
         return f"retrying ({used + 1}/{self.max_retries + 1}) in {wait:.0f}s: {tries.last}..."
 
     async def _attempt(
-        self, path: str, body: Mapping[str, Any] | None, tries: _Tries
+        self,
+        path: str,
+        body: Mapping[str, Any] | None,
+        tries: _Tries,
+        columns: tuple[str, str] | None = None,
     ) -> Reply | float:
         """One request: the reply, or the seconds to wait before retrying; else raise."""
         try:
@@ -317,7 +332,7 @@ class ApiCaller:
             tries.last = f"HTTP {status}"
             return self._delay(tries.transient - 1, self._backoff)
         try:
-            return self._interpret(path, response, hdr_id)
+            return self._interpret(path, response, hdr_id, columns)
         except MalformedResponseError as exc:
             self.stats.count_error("malformed")
             if status >= 300:
@@ -394,8 +409,20 @@ class ApiCaller:
     def _body_request_id(self, response: httpx.Response) -> str | None:
         return envelope_request_id(self._body(response), None)
 
-    def _interpret(self, path: str, response: httpx.Response, hdr_id: str | None) -> Reply:
+    def _interpret(
+        self,
+        path: str,
+        response: httpx.Response,
+        hdr_id: str | None,
+        columns: tuple[str, str] | None = None,
+    ) -> Reply:
         status = response.status_code
+        if columns is not None and 200 <= status < 300:
+            fast = read_page(response.content, *columns)
+            if fast is not None:  # the usual page: rows as received, parsed on demand
+                rows, rid = fast
+                request_id = rid[:100] if isinstance(rid, str) and rid else hdr_id
+                return Reply(rows, request_id, digest=digest_without_id(response.content, rid))
         if 300 <= status < 400:
             raise ApiError(
                 f"{path}: Gainsight redirected (HTTP {status}); check gainsight.base_url "

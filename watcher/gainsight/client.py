@@ -67,7 +67,7 @@ class Page:
     """One page of rows, dates normalized. ``number`` is 1-based within the read;
     ``calls`` is how many HTTP requests the page cost (retries included)."""
 
-    records: list[dict[str, Any]]
+    records: Sequence[dict[str, Any]]  # a list, or RawRows (parsed on demand)
     number: int
     calls: int
     request_id: str | None = None
@@ -148,7 +148,7 @@ class GainsightClient(ApiCaller):
             order_by = {source.key: "asc"}
         number = offset = 0
         probe: int | None = None  # the short page before this request, cap not yet known
-        previous: list[dict[str, Any]] | None = None
+        previous: Sequence[dict[str, Any]] | None = None
         while True:
             cap = self._caps.get(target)
             size = probe or (min(asked, cap) if cap else asked)
@@ -163,7 +163,9 @@ class GainsightClient(ApiCaller):
             )
             if style == "mda":
                 body["offset"] = offset
-            reply, calls = await self._call(target, body, priority=priority)
+            reply, calls = await self._call(
+                target, body, priority=priority, columns=(source.key, source.modified_field)
+            )
             records = reply.records  # as received: the poll engine normalizes them
             if previous is not None and records and records == previous:
                 if probe is not None:
@@ -276,7 +278,7 @@ class GainsightClient(ApiCaller):
     async def get_meta(self, path: str) -> list[dict[str, Any]]:
         """A metadata read (``GET /v1/meta/services/...``): its ``data`` rows."""
         reply, _ = await self._call(path, None, priority=Priority.HIGH)
-        return reply.records
+        return list(reply.records)
 
 
 __all__ = [

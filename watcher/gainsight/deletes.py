@@ -40,7 +40,7 @@ class PageRows(Protocol):
     """One page of a read: its rows."""
 
     @property
-    def records(self) -> list[dict[str, Any]]: ...
+    def records(self) -> Sequence[dict[str, Any]]: ...
 
 
 class PageReader(Protocol):

@@ -16,7 +16,7 @@ name, an operator, a filter date), not record values of the tenant.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ _SUMMARIES: dict[str, str] = {
 class Reply:
     """A successfully read page of rows."""
 
-    records: list[dict[str, Any]]
+    records: Sequence[dict[str, Any]]  # a list, or the client's RawRows
     request_id: str | None
     no_rows_form: str | None = None  # which empty form was seen, for debugging
     digest: int | None = None  # reply_digest of the body, when read from bytes
@@ -74,7 +74,11 @@ def reply_digest(content: bytes, body: Any) -> int:
     reverse: the sweep uses it to skip the work on a page it has seen before
     (:mod:`watcher.poll.sweep`), and a different digest only costs that work.
     """
-    rid = body.get("requestId") if isinstance(body, dict) else None
+    return digest_without_id(content, body.get("requestId") if isinstance(body, dict) else None)
+
+
+def digest_without_id(content: bytes, rid: Any) -> int:
+    """:func:`reply_digest` given the envelope's ``requestId`` value as parsed."""
     if isinstance(rid, str) and rid:
         needle = b'"requestId":' + orjson.dumps(rid)
         at = content.find(needle)

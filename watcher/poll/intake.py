@@ -27,6 +27,7 @@ from watcher.core.normalize import (
     page_fingerprints,
 )
 from watcher.dates import normalize_date, number_to_date
+from watcher.gainsight.rows import RawRows
 from watcher.logging import get_logger
 
 MAX_WARNINGS = 20  # log lines per poll and kind: a page of 5000 bad rows must not flood
@@ -139,6 +140,28 @@ class Page:
             self._raw = ()
         return self._records
 
+    def pick(self, keys: Sequence[str]) -> dict[str, Record]:
+        """The records of ``keys`` (at least): of a page read as received
+        (:class:`~watcher.gainsight.rows.RawRows`), only a few are parsed, each alone."""
+        raw = self._raw
+        if self._records is None and type(raw) is RawRows and len(keys) * _FEW < len(raw):
+            at = self._positions(raw)
+            return {key: raw.row(at[key]) for key in keys}
+        return self.records
+
+    def stored_forms(self, keys: Sequence[str]) -> list[Record | str]:
+        """What to store for ``keys``: the JSON text as received for a page read as
+        received (nothing parsed), else the records."""
+        raw = self._raw
+        if self._records is None and type(raw) is RawRows:
+            at = self._positions(raw)
+            return [raw.text(at[key]) for key in keys]
+        return list(map(self.records.__getitem__, keys))
+
+    def _positions(self, raw: RawRows) -> dict[str, int]:
+        # (a page read as received and not yet turned into records: one key a record)
+        return dict(zip(self.prints, range(len(raw)), strict=True))
+
 
 def read_records(
     records: Sequence[Record],
@@ -182,7 +205,8 @@ def read_each(
     # Epoch-ms stamps (Gainsight's usual spelling) are compared as numbers: only one
     # above the page's running maximum is turned into text and judged, a handful a page.
     top_ms = -1
-    for raw in records:
+    prints_as_received = records.fingerprints() if type(records) is RawRows else None
+    for at, raw in enumerate(records):
         try:
             key = raw.get(key_field)
             if type(key) is not str or not key:
@@ -191,7 +215,7 @@ def read_each(
                     bad += 1
                     odd.skip(records, raw, page, "no usable key")
                     continue
-            fp = fingerprint(raw)
+            fp = fingerprint(raw) if prints_as_received is None else prints_as_received[at]
             fresh[key] = raw
             prints[key] = fp
             stamp = raw.get(modified_field)
@@ -257,11 +281,16 @@ def _plain_page(
     is then read record by record (same result, odd rows reported)."""
     if not records:
         return Page({}, {}, top, repeated=False)
-    try:  # (page_fingerprints, below, checks that every record is a dict)
-        keys: list[Any] = list(map(itemgetter(key_field), records))  # text: checked next
-        stamps: list[Any] = list(map(itemgetter(modified_field), records))  # ints: checked
-    except (KeyError, TypeError, IndexError):  # a record without them, or not a mapping
-        return None
+    keys: list[Any]
+    stamps: list[Any]
+    if type(records) is RawRows:  # read as received: keys and dates read by the client
+        keys, stamps = records.keys, records.stamps
+    else:
+        try:  # (page_fingerprints, below, checks that every record is a dict)
+            keys = list(map(itemgetter(key_field), records))  # text: checked next
+            stamps = list(map(itemgetter(modified_field), records))  # ints: checked next
+        except (KeyError, TypeError, IndexError):  # a record without them, or not a mapping
+            return None
     if set(map(type, keys)) != _STR or not all(keys) or not "".join(keys).isascii():
         return None
     if set(map(type, stamps)) != _INT:
@@ -269,7 +298,10 @@ def _plain_page(
     latest = number_to_date(max(stamps))
     if type(latest) is not str or latest > ceiling:
         return None  # implausible or future stamps are reported by the slow path
-    fingerprints = page_fingerprints(records, mappings=True)
+    if type(records) is RawRows:
+        fingerprints: list[int] | None = records.fingerprints()
+    else:
+        fingerprints = page_fingerprints(records, mappings=True)
     if fingerprints is None:
         return None
     prints = dict(zip(keys, fingerprints, strict=True))
@@ -281,6 +313,7 @@ def _plain_page(
 
 
 _STR, _INT = {str}, {int}
+_FEW = 4  # a page with fewer than a quarter of its records changed parses them one by one
 
 
 def keep_one(
@@ -294,11 +327,13 @@ def keep_one(
     contradict each other.
     """
     copies: dict[str, list[tuple[int, Record]]] = {}
-    for raw in records:
+    prints_as_received = records.fingerprints() if type(records) is RawRows else None
+    for at, raw in enumerate(records):
         key = key_of(raw, odd.key_field) if isinstance(raw, dict) else None
         if key is not None and key in found.records:
             try:
-                copies.setdefault(key, []).append((fingerprint(raw), raw))
+                fp = fingerprint(raw) if prints_as_received is None else prints_as_received[at]
+                copies.setdefault(key, []).append((fp, raw))
             except RECORD_ERRORS:
                 continue  # skipped already
     repeated = [k for k, c in copies.items() if len(c) > 1]

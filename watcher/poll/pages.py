@@ -104,17 +104,17 @@ class PageWork:
         prints = found.prints
         if stored is prints or stored == prints:  # the steady case: settled, or one C compare
             return page
-        fresh = found.records
-        # New or changed, in page order (the keys of fresh are those of prints).
+        # New or changed, in page order.
         changed = list(compress(prints, map(ne, prints.values(), map(stored.get, prints))))
         befores = self.store.snapshot_rows(source.name, [k for k in changed if k in stored])
         if not (befores or sweep.emit_created or sweep.lane_deleted):
             # A silent baseline's page (nothing stored, no events): stored as received,
-            # nothing normalized.
-            fps, raws = map(prints.__getitem__, changed), map(fresh.__getitem__, changed)
-            page.writes.extend(zip(changed, fps, raws, strict=True))
+            # nothing normalized (nor parsed, when the client kept the bytes).
+            fps = map(prints.__getitem__, changed)
+            page.writes.extend(zip(changed, fps, found.stored_forms(changed), strict=True))
             result.created += len(changed)
             return page
+        fresh = found.pick(changed)
         afters = self._normalized(sweep, changed, fresh)
         # The stored records too, a page's worth at a time (each alone if one fails).
         bodies = {key: row[0] for key, row in befores.items()}

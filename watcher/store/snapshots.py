@@ -67,12 +67,21 @@ def snapshot_text(record: Record) -> str:
         return _ENCODER.encode(record)
 
 
-def snapshot_texts(records: Sequence[Record]) -> list[str]:
-    """:func:`snapshot_text` of each record, a page's worth written in C."""
+def snapshot_texts(records: Sequence[Record | str]) -> list[str]:
+    """:func:`snapshot_text` of each record, a page's worth written in C; a text is a
+    record's JSON as received (:class:`~watcher.gainsight.rows.RawRows`), kept as it is."""
+    kinds = set(map(type, records))
+    if str in kinds:
+        if kinds == _STR_ONLY:
+            return list(records)  # type: ignore[arg-type]  # all text
+        return [r if type(r) is str else snapshot_text(r) for r in records]  # type: ignore[arg-type]
     try:
         return list(map(bytes.decode, map(_orjson_dumps, records)))
     except TypeError:
-        return [snapshot_text(r) for r in records]
+        return [snapshot_text(r) for r in records]  # type: ignore[arg-type]  # dicts only
+
+
+_STR_ONLY = {str}
 
 
 _orjson_dumps = orjson.dumps
@@ -82,7 +91,7 @@ _repeat = itertools.repeat
 def write_snapshots(
     conn: sqlite3.Connection,
     source: str,
-    writes: Sequence[tuple[str, int, Record]],
+    writes: Sequence[tuple[str, int, Record | str]],
     deletes: Sequence[str],
     *,
     field_set: int | None,

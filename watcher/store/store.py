@@ -44,11 +44,16 @@ from watcher.store.sweep_pages import SweepPage, SweepPages, drop_hints, write_s
 __all__ = ["PageCommit", "SourceState", "Store", "StoredEvent", "event_text"]
 
 
+#: A snapshot write: key, fingerprint, the record (or its JSON text as received, stored
+#: as it is).
+Write = tuple[str, int, "Record | str"]
+
+
 @dataclass
 class PageCommit:
     """Everything one unit of work changes, committed atomically by :meth:`Store.commit`."""
 
-    writes: list[tuple[str, int, Record]] = field(default_factory=list)  # key, fp, record
+    writes: list[Write] = field(default_factory=list)
     field_set: int | None = None  # the select the writes were read with (Store.field_set)
     deletes: list[str] = field(default_factory=list)
     events: list[CloudEvent] = field(default_factory=list)  # no sequence yet
