@@ -7,10 +7,14 @@ by fingerprint alone."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.poll.helpers import Harness, company, source_config, tenant
+from watcher.config import SourceConfig
 from watcher.core.normalize import fingerprint, normalize_record
+from watcher.gainsight.rows import read_page
 from watcher.testing.memory import MemorySource
 
 RENEWAL_MS = 1_790_000_000_000  # an epoch-ms date as the tenant sends it
@@ -92,3 +96,46 @@ async def test_the_stored_fingerprints_of_a_page_are_read_in_one_query(tmp_path:
     reads_of = ("SELECT fp FROM snapshots", "SELECT key, fp FROM snapshots")
     lookups = [s for s in reads if s.startswith(reads_of)]
     assert len(lookups) == 2
+
+
+class SpelledSource(MemorySource):
+    """A tenant whose replies change their JSON spelling (spaces, escapes) at will."""
+
+    spaced = False
+
+    def _as_sent(self, page: list[dict[str, Any]], source: SourceConfig) -> Sequence[Any]:
+        if not self.spaced:
+            return super()._as_sent(page, source)
+        content = json.dumps({"result": True, "data": {"records": page}}, indent=1).encode()
+        read = read_page(content, source.key, source.modified_field)
+        assert read is not None
+        return read[0]
+
+
+async def test_a_new_json_spelling_of_the_same_records_is_no_event(tmp_path: Path) -> None:
+    """Records are fingerprinted as the bytes sent: another spelling of the same values
+    (a server that starts to indent, or to escape non-ASCII text) changes every
+    fingerprint and no value. No event; the snapshots are refreshed once, silently."""
+    source = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate", "RenewalDate"))
+    # (No page digests: a reply's digest is of its bytes, so a new spelling changes it.)
+    feed = SpelledSource(dict(_tenant(25).records), page_size=10, digests=False)
+    feed.records["1P02000003"]["Name"] = "Zoë Ltd"
+    h = Harness(tmp_path / "watcher.db", feed)
+    await h.poller.poll(source, "full")
+    assert _stored_fps(h) == {k: fingerprint(r) for k, r in feed.records.items()}
+
+    feed.spaced = True
+    respelled = await h.poller.poll(source, "full")
+    assert (respelled.created, respelled.updated, respelled.deleted) == (0, 0, 0)
+    assert h.changes() == []
+    refreshed = _stored_fps(h)  # the new spelling's fingerprints, stored
+    assert all(fp != fingerprint(feed.records[k]) for k, fp in refreshed.items())
+
+    steady = await h.poller.poll(source, "full")
+    assert (steady.updated, steady.touched) == (0, 0)
+    assert _stored_fps(h) == refreshed
+
+    feed.records["1P02000003"]["Arr"] = 1.5
+    changed = await h.poller.poll(source, "full")
+    assert (changed.updated, changed.touched) == (1, 0)
+    assert h.changes() == [("updated", "1P02000003")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +200,8 @@ class ShortReplies(MemorySource):
         self.rng = random.Random(seed)
         self.rate = rate
 
-    def _cut(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return rows[: len(rows) // 2] if self.rng.random() < self.rate else rows
+    def _cut(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(rows[: len(rows) // 2] if self.rng.random() < self.rate else rows)
 
     async def iter_pages(self, source: Any, **kwargs: Any) -> AsyncIterator[MemoryPage]:
         async for page in super().iter_pages(source, **kwargs):

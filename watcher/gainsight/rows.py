@@ -22,7 +22,7 @@ are a fast path, and a different one only costs a field-by-field comparison.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter, sub
@@ -112,9 +112,11 @@ class RawRows(Sequence[Record]):
         """A signed 64-bit XXH3 of each record's bytes, in order."""
         return list(map(sub, map(_xxh3, self.spans), repeat(_SIGNED)))
 
-    def text(self, at: int) -> str:
-        """The record at ``at`` as the JSON text received (its stored form)."""
-        return str(memoryview(self.spans[at]), "utf-8")
+    def texts(self, at: Iterable[int] | None = None) -> list[str]:
+        """The records at ``at`` (default: all) as the JSON text received (their
+        stored form)."""
+        spans = self.spans if at is None else map(self.spans.__getitem__, at)
+        return list(map(bytes.decode, map(bytes, spans)))
 
 
 _xxh3 = xxhash.xxh3_64_intdigest

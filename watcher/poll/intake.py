@@ -149,13 +149,14 @@ class Page:
             return {key: raw.row(at[key]) for key in keys}
         return self.records
 
-    def stored_forms(self, keys: Sequence[str]) -> list[Record | str]:
+    def stored_forms(self, keys: Sequence[str]) -> Sequence[Record | str]:
         """What to store for ``keys``: the JSON text as received for a page read as
         received (nothing parsed), else the records."""
         raw = self._raw
         if self._records is None and type(raw) is RawRows:
-            at = self._positions(raw)
-            return [raw.text(at[key]) for key in keys]
+            if len(keys) == len(raw):  # every key, in page order (a baseline's page)
+                return raw.texts()
+            return raw.texts(map(self._positions(raw).__getitem__, keys))
         return list(map(self.records.__getitem__, keys))
 
     def _positions(self, raw: RawRows) -> dict[str, int]:

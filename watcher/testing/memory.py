@@ -20,11 +20,14 @@ from watcher.dates import format_utc, normalize_date, parse_iso
 from watcher.gainsight.budget import Priority
 from watcher.gainsight.envelope import reply_digest
 from watcher.gainsight.query import Condition, Direction
+from watcher.gainsight.rows import read_page
+
+Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class MemoryPage:
-    records: list[dict[str, Any]]
+    records: Sequence[Record]  # a list, or RawRows as the client's pages carry
     number: int
     calls: int = 1
     digest: int | None = None  # of the rows, as a reply's digest is (page_digest)
@@ -52,7 +55,8 @@ class MemorySource:
     ``records`` between page requests exactly as a live tenant would change.
     ``shuffle`` gives each page request a new row order, as Cockpit lists may.
     Each page carries a digest of its rows, as the client's pages carry one of the
-    reply (``digests=False``: none, so a sweep does every page's work).
+    reply (``digests=False``: none, so a sweep does every page's work), and its rows
+    are read as the client reads a reply's (``raw=False``: handed over as dicts).
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class MemorySource:
         deleted: list[MemoryDeleted] | None = None,
         shuffle: random.Random | None = None,
         digests: bool = True,
+        raw: bool = True,
     ) -> None:
         self.records: dict[str, dict[str, Any]] = records if records is not None else {}
         self.page_size = page_size
@@ -72,6 +77,7 @@ class MemorySource:
         self.calls = 0
         self.shuffle = shuffle  # each page request sees a new order (Cockpit lists may)
         self.digests = digests
+        self.raw = raw
 
     def _matches(self, record: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
         """Every condition holds for ``record`` (all of Gainsight's operators)."""
@@ -98,9 +104,23 @@ class MemorySource:
             start = (number - 1) * self.page_size
             page = [dict(r) for r in rows[start : start + self.page_size]]
             self.calls += 1
-            yield MemoryPage(page, number, digest=page_digest(page) if self.digests else None)
+            digest = page_digest(page) if self.digests else None
+            yield MemoryPage(self._as_sent(page, source), number, digest=digest)
             if len(page) < self.page_size:
                 return
+
+    def _as_sent(self, page: list[dict[str, Any]], source: SourceConfig) -> Sequence[Record]:
+        """The rows as the client hands them over: read as received
+        (:class:`~watcher.gainsight.rows.RawRows`) from the reply orjson writes of them,
+        or as they are when JSON cannot carry them (or ``raw=False``)."""
+        if not (self.raw and page):
+            return page
+        try:
+            content = orjson.dumps({"result": True, "data": {"records": page}})
+        except (TypeError, ValueError):
+            return page
+        read = read_page(content, source.key, source.modified_field)
+        return page if read is None else read[0]
 
     async def fetch_by_keys(
         self, source: SourceConfig, keys: Sequence[str], *, priority: Priority = Priority.HIGH
