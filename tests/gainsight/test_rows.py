@@ -72,7 +72,7 @@ def test_equality_with_lists_and_other_rows() -> None:
     assert b is not None
     assert a[0] == b[0]
     assert a[0] == ROWS
-    reflected = ROWS == a[0]  # list.__eq__ defers to RawRows
+    reflected = ROWS == a[0]  # noqa: SIM300 (list.__eq__ defers to RawRows)
     assert reflected
     assert a[0] != ROWS[:1]
     assert a[0] != "K1"
