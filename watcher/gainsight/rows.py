@@ -131,7 +131,8 @@ def read_page(content: bytes, key_field: str, modified_field: str) -> tuple[RawR
         spans = data.records if isinstance(data, _Data) else data
         if envelope.result is not True or not spans:
             return None
-        content.decode("utf-8")  # msgspec does not look inside the bytes it skips
+        if not content.isascii():  # msgspec does not look inside the bytes it skips
+            content.decode("utf-8")
         columns = _columns(key_field, modified_field).decode(content)
     except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
         return None
