@@ -128,14 +128,19 @@ def test_any_other_reply_is_left_to_the_general_reading(content: bytes) -> None:
     assert read_page(content, "Gsid", "ModifiedDate") is None
 
 
-def test_a_record_is_parsed_as_the_whole_reply_would_be() -> None:
-    """Each record alone or all together: what parsing the whole reply gives (orjson's
-    reading; the stdlib's where orjson refuses)."""
-    content = b'{"result":true,"data":[{"Gsid":"K1","Arr":123456789012345678901234567890}]}'
+def test_a_record_is_parsed_as_the_whole_reply_and_the_stdlib_parse_it() -> None:
+    """Each record alone or all together: what parsing the whole reply gives, and what
+    the stdlib gives (stored snapshots are read back by it): integers beyond 64 bits
+    stay exact integers."""
+    big = 123456789012345678901234567890
+    content = b'{"result":true,"data":[{"Gsid":"K1","Arr":%d,"Low":-%d}]}' % (big, 2**63 + 1)
     read = read_page(content, "Gsid", "ModifiedDate")
     assert read is not None
     whole = parse_json(content)["data"]
-    assert [read[0].row(0)] == read[0].rows() == whole
+    assert [read[0].row(0)] == read[0].rows() == whole == json.loads(content)["data"]
+    assert whole[0]["Arr"] == big
+    assert type(whole[0]["Low"]) is int
+    assert json.loads(read[0].texts()[0]) == whole[0]
 
 
 # -- the intake reads RawRows as it reads the records parsed -----------------------------

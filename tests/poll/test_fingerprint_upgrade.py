@@ -139,3 +139,23 @@ async def test_a_new_json_spelling_of_the_same_records_is_no_event(tmp_path: Pat
     changed = await h.poller.poll(source, "full")
     assert (changed.updated, changed.touched) == (1, 0)
     assert h.changes() == [("updated", "1P02000003")]
+
+
+async def test_an_integer_beyond_64_bits_is_no_change_when_another_field_changes(
+    tmp_path: Path,
+) -> None:
+    """The record read as received, stored as received and read back: its huge integer
+    is the same exact integer each time, so an update names only the field that moved."""
+    source = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate"))
+    # Epoch-ms dates: the usual page, whose silent baseline stores the JSON as received.
+    records = {r["Gsid"]: r for r in (company(i, ModifiedDate=RENEWAL_MS) for i in range(3))}
+    records["1P02000001"]["Arr"] = 2**70 + 1
+    feed = SpelledSource(records, page_size=10, digests=False)
+    feed.spaced = True  # (orjson cannot write the integer: the stdlib writes the reply)
+    h = Harness(tmp_path / "watcher.db", feed)
+    await h.poller.poll(source, "full")
+    feed.records["1P02000001"]["Name"] = "Renamed"
+    changed = await h.poller.poll(source, "full")
+    assert changed.updated == 1
+    [event] = h.events()
+    assert set(event["data"]["changes"]) == {"Name"}

@@ -343,18 +343,19 @@ async def test_many_bad_records_are_all_counted_but_the_log_stays_bounded(
 
 
 async def test_an_integer_beyond_64_bits_reads_the_same_every_time(tmp_path: Path) -> None:
-    """A reply's 30-digit integer is read as the nearest float, the same on every read;
-    a record holding the exact integer (another reader) is stored and compared exactly:
-    no phantom change either way."""
+    """A reply's 30-digit integer is read as that exact integer (as the stdlib reads it,
+    and reads it back from the store), the same on every read; a record holding the
+    nearest float instead is stored and compared as that float: no phantom change
+    either way."""
     from watcher.gainsight.envelope import parse_json
 
     reply = b'{"data":{"records":[{"Gsid":"1P02000001","Big":123456789012345678901234567890}]}}'
     first, second = parse_json(reply), parse_json(reply)
     assert first == second
-    assert first["data"]["records"][0]["Big"] == 1.2345678901234568e29
+    assert first["data"]["records"][0]["Big"] == 123456789012345678901234567890
     feed = tenant(3)
-    feed.records["1P02000001"]["Big"] = 123456789012345678901234567890
-    feed.records["1P02000002"]["Big"] = first["data"]["records"][0]["Big"]
+    feed.records["1P02000001"]["Big"] = first["data"]["records"][0]["Big"]
+    feed.records["1P02000002"]["Big"] = 1.2345678901234568e29
     h = Harness(tmp_path / "w.db", feed)
     src = source_config(select=("Gsid", "Name", "Arr", "Stage", "ModifiedDate", "Big"))
     await h.poller.poll(src)

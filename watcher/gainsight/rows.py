@@ -5,8 +5,9 @@ date and fingerprint, and the parsed record of only those 50. :func:`read_page`
 reads the usual reply envelope twice in C with msgspec: once into each record's
 bytes (``msgspec.Raw``, views of the reply, nothing copied), once typed, keeping
 only each record's key and modified date. :class:`RawRows` then fingerprints each
-record's bytes (XXH3) and parses a record (orjson, with the stdlib's reading where
-orjson refuses) only when something asks for it.
+record's bytes (XXH3) and parses a record (:func:`~watcher.gainsight.envelope.parse_json`:
+msgspec, exact integers; the stdlib where msgspec refuses) only when something asks
+for it.
 
 Anything unusual - ``result`` not ``true``, no rows, a row that is not an object,
 ``NaN``, a lone surrogate escape, bytes that are not UTF-8 - makes
@@ -16,8 +17,8 @@ Anything unusual - ``result`` not ``true``, no rows, a row that is not an object
 The fingerprint of a record read here is the hash of its bytes as the server wrote
 them; a record parsed and written back compactly by orjson
 (:func:`watcher.core.normalize.fingerprint`) hashes the same bytes when the server
-writes compact JSON as orjson does (Gainsight does), else differently: fingerprints
-are a fast path, and a different one only costs a field-by-field comparison.
+writes compact JSON with orjson's escapes, else differently: fingerprints are a fast
+path, and a different one only costs a field-by-field comparison.
 """
 
 from __future__ import annotations
