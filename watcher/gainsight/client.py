@@ -64,8 +64,9 @@ _log = get_logger("watcher.gainsight")
 
 @dataclass(frozen=True)
 class Page:
-    """One page of rows, dates normalized. ``number`` is 1-based within the read;
-    ``calls`` is how many HTTP requests the page cost (retries included)."""
+    """One page of rows as received (the poll engine normalizes them). ``number`` is
+    1-based within the read; ``calls`` is how many HTTP requests the page cost (retries
+    included)."""
 
     records: Sequence[dict[str, Any]]  # a list, or RawRows (parsed on demand)
     number: int
