@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.poll.test_page_fast_path import Counts, stamps, values
 from watcher.clock import FakeClock
 from watcher.core.normalize import fingerprint
 from watcher.dates import format_utc, from_epoch_ms
@@ -146,28 +146,9 @@ def test_a_record_is_parsed_as_the_whole_reply_and_the_stdlib_parse_it() -> None
 # -- the intake reads RawRows as it reads the records parsed -----------------------------
 
 
-@dataclass
-class Counts:
-    skipped: int = 0
-    duplicates: int = 0
-    future: int = 0
-
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-    | st.sampled_from(["},{", '"},{"', "é", "\n"])
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
-    max_leaves=6,
-)
+# The page strategies of the fast path's own property test, with integers beyond 64 bits.
+big_values = values | st.integers(min_value=2**64, max_value=2**70)
 keys = st.sampled_from(["K1", "K2", "K3", "", "é"]) | st.integers(0, 3) | st.none()
-stamps = st.integers(NOW - 10**10, NOW + 10**9) | st.sampled_from([None, 7, True, "2026-01-01"])
 
 
 @st.composite
@@ -177,7 +158,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         record["Gsid"] = draw(keys)
     if draw(st.booleans()):
         record["ModifiedDate"] = draw(stamps)
-    record.update(draw(st.dictionaries(st.sampled_from(["Name", "Arr", "Tags"]), values)))
+    record.update(draw(st.dictionaries(st.sampled_from(["Name", "Arr", "Tags"]), big_values)))
     return record
 
 
