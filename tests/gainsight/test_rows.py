@@ -20,6 +20,7 @@ from tests.poll.test_page_fast_path import Counts, stamps, values
 from watcher.clock import FakeClock
 from watcher.core.normalize import fingerprint
 from watcher.dates import format_utc, from_epoch_ms
+from watcher.errors import MalformedResponseError
 from watcher.gainsight import Budget, GainsightClient
 from watcher.gainsight.envelope import parse_json
 from watcher.gainsight.rows import RawRows, read_page
@@ -120,6 +121,7 @@ def test_missing_fields_read_as_none() -> None:
         b'{"result":true,"data":[{"Gsid":"K1","Name":"\\ud800"}]}',
         b'{"result":true,"data":[{"Gsid":"K1","Name":"\xff"}]}',
         b'{"result":true,"data":[{"Gsid":"K1"}',
+        b'{"result":true,"data":[{"Gsid":"K1","x":' + b"[" * 200_000 + b"]" * 200_000 + b"}]}",
         b"<html>",
         b"",
     ],
@@ -194,6 +196,33 @@ def test_the_intake_reads_rows_as_received_as_it_reads_them_parsed(
 
 
 # -- the client hands the usual page over as received ------------------------------------
+
+
+def test_a_reply_nested_too_deep_is_a_malformed_reply_as_before() -> None:
+    """msgspec and the stdlib both give up on nesting this deep: the general reading
+    reports a malformed reply (a SourceError the poll handles), never a bare
+    RecursionError."""
+    deep = b'{"result":true,"data":[{"Gsid":"K1","x":' + b"[" * 200_000 + b"]" * 200_000
+    replies = [deep + b"}]}"] * 5
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=replies.pop())
+
+    async def go() -> None:
+        clock = FakeClock()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            client = GainsightClient(
+                http,
+                base_url=BASE,
+                access_key=KEY,
+                budget=Budget(100_000, 10_000_000, clock),
+                clock=clock,
+                max_retries=1,
+            )
+            with pytest.raises(MalformedResponseError, match="not valid JSON"):
+                await client.read_all(source())
+
+    asyncio.run(go())
 
 
 def test_the_client_reads_the_usual_page_as_received_and_odd_ones_parsed() -> None:

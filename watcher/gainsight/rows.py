@@ -10,7 +10,7 @@ msgspec, exact integers; the stdlib where msgspec refuses) only when something a
 for it.
 
 Anything unusual - ``result`` not ``true``, no rows, a row that is not an object,
-``NaN``, a lone surrogate escape, bytes that are not UTF-8 - makes
+``NaN``, a lone surrogate escape, bytes that are not UTF-8, nesting too deep - makes
 :func:`read_page` answer ``None``: the caller then reads the reply the general way
 (:func:`watcher.gainsight.envelope.read_records`), which reports it exactly as before.
 
@@ -135,8 +135,8 @@ def read_page(content: bytes, key_field: str, modified_field: str) -> tuple[RawR
         if not content.isascii():  # msgspec does not look inside the bytes it skips
             content.decode("utf-8")
         columns = _columns(key_field, modified_field).decode(content)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
-        return None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None  # (ValidationError is a DecodeError; nesting too deep is RecursionError)
     data = columns.data
     rows = data.records if not isinstance(data, list) else data
     if rows is None or len(rows) != len(spans):
@@ -164,9 +164,4 @@ def _columns(key_field: str, modified_field: str) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(envelope)
 
 
-def rows_of(rows: Sequence[Record]) -> list[Record]:
-    """``rows`` as a list (parsed, if raw)."""
-    return rows.rows() if isinstance(rows, RawRows) else list(rows)
-
-
-__all__ = ["RawRows", "read_page", "rows_of"]
+__all__ = ["RawRows", "read_page"]
