@@ -16,20 +16,15 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.poll.test_page_fast_path import Counts, stamps, values
-from watcher.clock import FakeClock
+from tests.poll.test_page_fast_path import CEILING, NOW, Counts, stamps, values
 from watcher.core.normalize import fingerprint
-from watcher.dates import format_utc, from_epoch_ms
 from watcher.errors import MalformedResponseError
-from watcher.gainsight import Budget, GainsightClient
 from watcher.gainsight.envelope import parse_json
 from watcher.gainsight.rows import RawRows, read_page
 from watcher.poll.intake import Oddities, read_each, read_records
 
-from .helpers import BASE, KEY, source
+from .helpers import envelope, mock_client, source
 
-NOW = 1_790_000_000_000
-CEILING = format_utc(from_epoch_ms(NOW))
 ROWS: list[dict[str, Any]] = [
     {"Gsid": "K1", "Name": "Acme", "Arr": 10.5, "ModifiedDate": NOW - 5},
     {"Gsid": "K2", "Name": "Zoë", "Arr": None, "ModifiedDate": NOW - 9, "Tags": [1, {"a": 2}]},
@@ -37,7 +32,7 @@ ROWS: list[dict[str, Any]] = [
 
 
 def _reply(data: Any, **extra: Any) -> bytes:
-    return orjson.dumps({"result": True, "errorCode": None, "data": data, **extra})
+    return orjson.dumps(envelope(data, **extra))
 
 
 @pytest.mark.parametrize("data", [ROWS, {"records": ROWS}], ids=["bare-list", "records"])
@@ -209,16 +204,7 @@ def test_a_reply_nested_too_deep_is_a_malformed_reply_as_before() -> None:
         return httpx.Response(200, content=replies.pop())
 
     async def go() -> None:
-        clock = FakeClock()
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = GainsightClient(
-                http,
-                base_url=BASE,
-                access_key=KEY,
-                budget=Budget(100_000, 10_000_000, clock),
-                clock=clock,
-                max_retries=1,
-            )
+        async with mock_client(handler, max_retries=1) as client:
             with pytest.raises(MalformedResponseError, match="not valid JSON"):
                 await client.read_all(source())
 
@@ -237,15 +223,7 @@ def test_the_client_reads_the_usual_page_as_received_and_odd_ones_parsed() -> No
         return httpx.Response(200, content=next(replies))
 
     async def go() -> list[Any]:
-        clock = FakeClock()
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = GainsightClient(
-                http,
-                base_url=BASE,
-                access_key=KEY,
-                budget=Budget(100_000, 10_000_000, clock),
-                clock=clock,
-            )
+        async with mock_client(handler) as client:
             return [p async for p in client.iter_pages(source(page_size=2))]
 
     pages = asyncio.run(go())

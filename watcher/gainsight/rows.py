@@ -56,7 +56,7 @@ class RawRows(Sequence[Record]):
     and ``stamps`` (each record's key and modified-date values, ``None`` where it has
     none). As a sequence it holds the parsed records, all parsed on first use."""
 
-    __slots__ = ("_one", "_rows", "keys", "spans", "stamps")
+    __slots__ = ("_one", "_prints", "_rows", "keys", "spans", "stamps")
 
     def __init__(self, spans: list[msgspec.Raw], keys: list[Any], stamps: list[Any]) -> None:
         self.spans = spans
@@ -64,6 +64,7 @@ class RawRows(Sequence[Record]):
         self.stamps = stamps
         self._rows: list[Record] | None = None
         self._one: dict[int, Record] = {}
+        self._prints: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -110,8 +111,11 @@ class RawRows(Sequence[Record]):
         return record
 
     def fingerprints(self) -> list[int]:
-        """A signed 64-bit XXH3 of each record's bytes, in order."""
-        return list(map(sub, map(_xxh3, self.spans), repeat(_SIGNED)))
+        """A signed 64-bit XXH3 of each record's bytes, in order (taken once: a page
+        with odd rows is read again record by record)."""
+        if self._prints is None:
+            self._prints = list(map(sub, map(_xxh3, self.spans), repeat(_SIGNED)))
+        return self._prints
 
     def texts(self, at: Iterable[int] | None = None) -> list[str]:
         """The records at ``at`` (default: all) as the JSON text received (their
