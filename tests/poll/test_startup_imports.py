@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from watcher.testing.sim import running_sim
 
 PROBE = """
-import json, sys
+import json, os, sys
 from watcher.cli import main
 try:
     code = main(sys.argv[1:])
@@ -21,23 +22,30 @@ except SystemExit as exc:
     code = exc.code
 names = set(sys.modules)
 top = sorted({m.split(".")[0] for m in names} | {m for m in names if m.startswith("watcher.")})
-print(json.dumps({"code": code, "modules": top}), file=sys.stderr)
+plugins = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+print(json.dumps({"code": code, "modules": top, "plugins": plugins}), file=sys.stderr)
 """
 
 DAEMON_ONLY = ("starlette", "uvicorn", "nats", "prometheus_client")  # h11: httpx uses it too
 
 
-def _modules(*argv: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+def _report(*argv: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *argv],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         check=False,
     )
     last = done.stderr.strip().splitlines()[-1]
-    report = json.loads(last)
+    report: dict[str, Any] = json.loads(last)
+    return report
+
+
+def _modules(*argv: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    report = _report(*argv, env=env)
     return report["code"], set(report["modules"])
 
 
@@ -63,6 +71,12 @@ def test_poll_imports_no_daemon_server_nats_or_prometheus(tmp_path: Path) -> Non
     assert "watcher.poll.engine" in modules  # the sweep ran in this process
     loaded = {m for m in modules if m.startswith(DAEMON_ONLY) or m.startswith("watcher.daemon")}
     assert not loaded, sorted(loaded)
+
+
+def test_pydantic_plugins_are_off_unless_the_operator_set_the_variable() -> None:
+    # Looking for plugins reads every installed package's metadata at the first model.
+    assert _report("--help")["plugins"] == "__all__"
+    assert _report("--help", env={"PYDANTIC_DISABLE_PLUGINS": ""})["plugins"] == ""
 
 
 def test_the_cli_spells_the_outbox_states_as_the_store_does() -> None:
