@@ -203,6 +203,36 @@ def test_a_write_drops_only_the_hint_whose_window_holds_the_key(tmp_path: Path) 
     store.close()
 
 
+def test_a_page_drops_exactly_the_hints_its_window_overlaps(tmp_path: Path) -> None:
+    """Windows K0-K2, K2-K4, K4-K6, K6-K8 stored; a page now reads (K3, K7]: the rows
+    starting inside it go, and the one starting before it that reaches into it; the
+    row ending where it starts and the rows past it stay. Its own row is written."""
+    store = Store.open(tmp_path / "w.db", clock=FakeClock())
+    prints = {f"K{i}": i for i in range(1, 10)}
+    store.commit("companies", PageCommit(writes=[(k, fp, {"Gsid": k}) for k, fp in prints.items()]))
+    for after, last in [("K0", "K2"), ("K2", "K3"), ("K3", "K4"), ("K4", "K6"), ("K6", "K8"),
+                        ("K8", "K9")]:  # fmt: skip
+        window = {k: fp for k, fp in prints.items() if after < k <= last}
+        store.commit("companies", PageCommit(sweep_page=_hint_for(after, last, window, 0)))
+    store.commit("other", PageCommit(sweep_page=_hint_for("K4", "K6", {}, 0)))
+    assert [row[0] for row in _hints(store)] == ["K0", "K2", "K3", "K4", "K6", "K8"]
+
+    window = {k: fp for k, fp in prints.items() if "K3" < k <= "K7"}
+    store.commit("companies", PageCommit(sweep_page=_hint_for("K3", "K7", window, 0)))
+
+    assert [row[:2] for row in _hints(store)] == [
+        ("K0", "K2"), ("K2", "K3"), ("K3", "K7"), ("K8", "K9"),
+    ]  # fmt: skip
+    window = {k: fp for k, fp in prints.items() if "K2" < k <= "K5"}
+    store.commit("companies", PageCommit(sweep_page=_hint_for("K2", "K5", window, 0)))
+    assert [row[:2] for row in _hints(store)] == [("K0", "K2"), ("K2", "K5"), ("K8", "K9")]
+    window = {k: fp for k, fp in prints.items() if "K3" < k <= "K8"}
+    store.commit("companies", PageCommit(sweep_page=_hint_for("K3", "K8", window, 0)))
+    assert [row[:2] for row in _hints(store)] == [("K0", "K2"), ("K3", "K8"), ("K8", "K9")]
+    assert store.sweep_page("other", "K4") is not None  # another source's rows stay
+    store.close()
+
+
 async def test_a_deleted_row_is_found_and_the_hints_follow_the_moved_windows(
     tmp_path: Path,
 ) -> None:

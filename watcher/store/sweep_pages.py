@@ -155,9 +155,18 @@ def drop_hints(
     """
     outside = keys
     if window is not None:
+        # Those starting inside the window, then the one starting last before it if it
+        # reaches in: two index look-ups. (One ``after < last AND last > after`` read
+        # every row before the window, each page of a sweep: quadratic in its pages.)
         conn.execute(
-            "DELETE FROM sweep_pages WHERE source = ? AND after < ? AND last > ?",
-            (source, window.last, window.after),
+            "DELETE FROM sweep_pages WHERE source = ? AND after >= ? AND after < ?",
+            (source, window.after, window.last),
+        )
+        conn.execute(
+            "DELETE FROM sweep_pages WHERE source = ?1 AND last > ?2 AND after = "
+            "(SELECT after FROM sweep_pages WHERE source = ?1 AND after < ?2 "
+            "ORDER BY after DESC LIMIT 1)",
+            (source, window.after),
         )
         if keys and (min(keys) <= window.after or max(keys) > window.last):
             outside = [k for k in keys if not window.after < k <= window.last]
