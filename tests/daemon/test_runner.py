@@ -58,6 +58,8 @@ class FakePoller:
     max_active: Counter[str] = field(default_factory=Counter)
     #: Called at the start of the Nth poll (``at_poll``), e.g. to send SIGHUP mid-run.
     at_poll: dict[int, Callable[[], None]] = field(default_factory=dict)
+    #: Seconds of the fake clock a poll of (source, mode) takes.
+    takes: dict[tuple[str, str], float] = field(default_factory=dict)
 
     async def poll(self, source: SourceConfig, mode: Mode) -> PollReport:
         self.calls.append((source.name, mode, self.clock.now()))
@@ -68,6 +70,9 @@ class FakePoller:
         try:
             if self.gate is not None:
                 await self.gate.wait()
+            if (source.name, mode) in self.takes:  # the clock moves while it runs
+                self.clock.advance(self.takes[source.name, mode])
+                await asyncio.sleep(0)
             if source.name in self.fail:
                 raise TransientError("gainsight answered 503 three times")
             return PollReport(outcome="ok", pages=1, records=3, calls=1)
@@ -139,6 +144,30 @@ async def test_a_restart_after_downtime_runs_missed_slots_once(tmp_path: Path) -
     # then back on the cron: the next incremental slot after 16:05 is 16:06
     later = [(s, m, t) for s, m, t in poller.calls if t > restart]
     assert later == [("companies", "incremental", restart + timedelta(minutes=1))]
+
+
+async def test_an_incremental_longer_than_its_interval_does_not_starve_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """Each incremental of companies takes 3 minutes against its 2-minute cron, so it is
+    due again the moment it ends; the hourly full sweep due at 17:00 still runs, after the
+    first incremental that started once it was due, and the incrementals go on after it."""
+    # One source, one lane: the poll moves the clock, and nothing else does meanwhile.
+    one_source = CONFIG.split('[[sources]]\nname = "ctas"', maxsplit=1)[0]
+    write_config(tmp_path, one_source.replace('"0 */6 * * *"', '"0 * * * *"'))
+    clock = FakeClock(START)
+    poller = FakePoller(clock, takes={("companies", "incremental"): 180.0})
+    daemon = make_daemon(tmp_path, clock, poller, purge_after_s=None)  # no purge timer
+    assert await daemon.run(max_polls=30) == 0  # (``until`` would sleep the clock to it)
+    companies = [(m, t) for s, m, t in poller.calls if s == "companies"]
+    sweeps = [t for m, t in companies if m == "full"]
+    assert sweeps[0] == START
+    assert len(sweeps) == 2
+    # 16:59-17:02 runs as 17:00 falls due, 17:02-17:05 waits for no one, then the sweep
+    assert sweeps[1] == START + timedelta(hours=1, minutes=5)
+    after = [m for m, t in companies if t > sweeps[1]]
+    assert after
+    assert set(after) == {"incremental"}
 
 
 async def test_no_two_polls_of_one_source_at_once(tmp_path: Path) -> None:

@@ -156,6 +156,44 @@ def test_plan_picks_one_job_per_idle_source_by_priority(
     assert plan(due, NOW, running) == expected
 
 
+def test_a_mode_due_before_its_lanes_last_poll_started_goes_first() -> None:
+    """An incremental poll longer than its interval is due again as it ends; the full
+    sweep (and the delete log) that waited through it run next, longest waiting first,
+    so no mode of a lane waits for ever."""
+    lane_started = {"companies": EARLIER + timedelta(minutes=1)}
+    # waited through the last poll: before the incremental due again now
+    assert plan({FULL: EARLIER, INC: NOW}, NOW, set(), lane_started) == [FULL]
+    # both waited: the longest waiting first, whatever the mode
+    waited = {FULL: EARLIER, DLOG: EARLIER + timedelta(seconds=30), INC: NOW}
+    assert plan(waited, NOW, set(), lane_started) == [FULL]
+    # due only since the last poll started: incremental first, as usual
+    assert plan({FULL: NOW - timedelta(seconds=1), INC: NOW}, NOW, set(), lane_started) == [INC]
+    # another lane's start says nothing of this one
+    assert plan({FULL: EARLIER, INC: NOW}, NOW, set(), {"ctas": NOW}) == [INC]
+
+
+def test_an_always_due_incremental_lets_the_other_modes_of_its_lane_run() -> None:
+    """Simulated: incremental and delete log every 30 s, each poll taking 45 s, a full
+    sweep due once. Under the plan the runner follows, the full sweep runs within
+    three polls of falling due and the other two modes keep alternating."""
+    inc = Job("companies", "incremental", every_s=30)
+    dlog = Job("companies", "delete_log", every_s=30)
+    due = {inc: NOW, dlog: NOW, FULL: NOW + timedelta(seconds=10)}
+    lane_started: dict[str, datetime] = {}
+    now, ran = NOW, []
+    for _ in range(12):
+        [job] = plan(due, now, set(), lane_started)
+        ran.append(job.mode)
+        del due[job]
+        lane_started[job.lane] = now
+        start, now = now, now + timedelta(seconds=45)
+        if job is not FULL:
+            due[job] = due_at(job, start, now)
+    assert "full" in ran[:3]
+    assert ran.count("incremental") >= 5
+    assert ran.count("delete_log") >= 5
+
+
 def test_next_wake_ignores_busy_sources() -> None:
     """The scheduler sleeps until the earliest job of an idle source."""
     due = {INC: NOW, CTA_FULL: LATER}

@@ -112,6 +112,8 @@ class Daemon(Lifecycle):
         self._due: dict[Job, datetime] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, Job] = {}
+        #: When each lane's last poll started (schedule.plan: no mode starves in a lane).
+        self._lane_started: dict[str, datetime] = {}
         self._lanes: dict[str, Lane] = {}  # each fast lane's current interval, by source
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -192,7 +194,9 @@ class Daemon(Lifecycle):
                 return
             held = self.auth.held(now)
             if (until is None or now < until) and not held:
-                started = plan(self._due, now, running=set(self._tasks))
+                started = plan(
+                    self._due, now, running=set(self._tasks), lane_started=self._lane_started
+                )
                 for job in started:
                     self._start(job)
                 if started:
@@ -231,6 +235,7 @@ class Daemon(Lifecycle):
         if components is None:  # the loop starts polls only once components are built
             raise WatcherError(f"poll of {job.source!r} asked for before the daemon started")
         start, t0 = self.clock.now(), self.clock.monotonic()
+        self._lane_started[job.lane] = start
         task = asyncio.create_task(
             self._poll(job, components, start, t0), name=f"poll:{job.source}"
         )

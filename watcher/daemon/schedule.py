@@ -15,7 +15,11 @@ Rules, each tested with a table in ``tests/daemon/test_schedule.py``:
   lane (``poll_every``): its fast incremental and delete reads run in their own lane,
   beside the full sweep (:mod:`watcher.daemon.fastlane` has the fast lane's maths);
   when several modes of a lane are due, incremental goes first, then the delete log,
-  then the full sweep.
+  then the full sweep - except that a job already due when its lane's last poll
+  started goes before any other (the longest waiting first): a poll that takes longer
+  than its interval is due again the moment it ends, and would otherwise keep the
+  lane's other modes waiting for ever (a full sweep that never runs misses every
+  change a tenant makes without moving its modified date).
 """
 
 from __future__ import annotations
@@ -173,17 +177,23 @@ def plan(
     due: Mapping[Job, datetime],
     now: datetime,
     running: Set[str] = frozenset(),
+    lane_started: Mapping[str, datetime] | None = None,
 ) -> list[Job]:
     """The jobs to start now: due, lane idle, one per lane (:attr:`Job.lane`), by priority.
 
-    Ties between sources keep the earliest-due first so no source starves.
+    ``lane_started``: when each lane's last poll started. A job due by then has waited
+    through that poll, and goes first (the earliest due of those first), so no mode
+    of a lane starves behind another that is always due again. Ties between sources
+    keep the earliest-due first so no source starves.
     """
+    started = lane_started or {}
     best: dict[str, Job] = {}
     for job, when in due.items():
         if when > now or job.lane in running:
             continue
         current = best.get(job.lane)
-        if current is None or _rank(job, when) < _rank(current, due[current]):
+        last = started.get(job.lane)
+        if current is None or _rank(job, when, last) < _rank(current, due[current], last):
             best[job.lane] = job
     return sorted(best.values(), key=lambda j: (MODE_PRIORITY[j.mode], due[j], j.source))
 
@@ -194,8 +204,10 @@ def next_wake(due: Mapping[Job, datetime], running: Set[str] = frozenset()) -> d
     return min(times) if times else None
 
 
-def _rank(job: Job, when: datetime) -> tuple[int, datetime]:
-    return (MODE_PRIORITY[job.mode], when)
+def _rank(job: Job, when: datetime, lane_started: datetime | None) -> tuple[int, int, datetime]:
+    if lane_started is not None and when <= lane_started:
+        return (0, 0, when)  # waited through the lane's last poll: the longest waiting first
+    return (1, MODE_PRIORITY[job.mode], when)
 
 
 def reschedule(
