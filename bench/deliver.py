@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import itertools
+import shutil
 import socket
 import subprocess
 import sys
@@ -130,9 +131,9 @@ async def webhook_bench(events: int, concurrency: int, rate: int) -> None:
             for start in range(0, events, 500):
                 store.commit(
                     "companies",
-                    PageCommit(events=[event(n, 1000) for n in range(start, start + 500)]).route(
-                        build_router(rules)
-                    ),
+                    PageCommit(
+                        events=[event(n, 1000) for n in range(start, min(start + 500, events))]
+                    ).route(build_router(rules)),
                 )
             t0 = time.perf_counter()
             stats = await dispatcher.run_until_idle()
@@ -229,7 +230,7 @@ async def nats_bench(events: int, concurrency: int) -> None:
                     store.commit(
                         "companies",
                         PageCommit(
-                            events=[event(n, 1000) for n in range(start, start + 500)]
+                            events=[event(n, 1000) for n in range(start, min(start + 500, events))]
                         ).route(build_router(rules)),
                     )
                 await dispatcher.run_until_idle()  # first publish creates the stream: not timed
@@ -275,6 +276,11 @@ def main() -> None:
     if args.only in (None, "slack"):
         asyncio.run(slack_bench(args.slack_seconds))
     if args.only in (None, "nats"):
+        if not (shutil.which("nats-server") or Path("/usr/sbin/nats-server").exists()):
+            sys.exit(
+                "nats: nats-server is not installed, so the nats sink was not measured; "
+                "install it (Debian: apt-get install nats-server) and run again"
+            )
         asyncio.run(nats_bench(args.events, args.concurrency))
 
 
