@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import base64
 import itertools
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import pytest
 
 from watcher.clock import SystemClock
 from watcher.config import parse_config
@@ -41,7 +41,7 @@ from watcher.testing.receivers import SlackReceiver
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' nats-server launcher and JetStream reader
 
-from tests.delivery.nats_server import NatsServer, read_stream
+from tests.delivery.nats_server import NatsServer, read_stream, require_nats_server
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
 
@@ -276,11 +276,10 @@ def main() -> None:
     if args.only in (None, "slack"):
         asyncio.run(slack_bench(args.slack_seconds))
     if args.only in (None, "nats"):
-        if not (shutil.which("nats-server") or Path("/usr/sbin/nats-server").exists()):
-            sys.exit(
-                "nats: nats-server is not installed, so the nats sink was not measured; "
-                "install it (Debian: apt-get install nats-server) and run again"
-            )
+        try:
+            require_nats_server()  # the tests' lookup: it fails the way a test does
+        except pytest.fail.Exception as exc:
+            sys.exit(f"nats: not measured: {exc.msg}")
         asyncio.run(nats_bench(args.events, args.concurrency))
 
 
